@@ -1,0 +1,114 @@
+import { z } from "zod";
+
+/** Location hints accepted by Durable Objects (developers.cloudflare.com/durable-objects/reference/data-location). */
+export const LOCATION_HINTS = ["wnam", "enam", "sam", "weur", "eeur", "apac", "oc", "afr", "me"] as const;
+export type LocationHint = (typeof LOCATION_HINTS)[number];
+
+const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** RFC 6265 cookie-name is an RFC 7230 token. */
+const COOKIE_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/;
+
+const originUrl = z
+  .string()
+  .refine((s) => {
+    try {
+      const u = new URL(s);
+      return (u.protocol === "http:" || u.protocol === "https:") && !u.username && !u.password && !u.search && !u.hash;
+    } catch {
+      return false;
+    }
+  }, "must be an absolute http(s) URL without credentials, query or fragment")
+  .transform((s) => s.replace(/\/+$/, ""));
+
+export const OriginSchema = z.strictObject({
+  id: z.string().regex(ID, "must be 1-64 characters of A-Z a-z 0-9 . _ - (starting with a letter or digit)"),
+  url: originUrl,
+  region: z.enum(LOCATION_HINTS).optional(),
+  weight: z.number().int().min(0).max(1000).default(1),
+  health: z
+    .strictObject({
+      path: z.string().startsWith("/", "must start with /").max(256),
+      interval: z.number().int().min(1).max(3600).default(10),
+    })
+    .optional(),
+});
+export type OriginConfig = z.output<typeof OriginSchema>;
+
+export const OriginsSchema = z
+  .array(OriginSchema)
+  .min(1, "must list at least one origin")
+  .max(256)
+  .superRefine((origins, ctx) => {
+    const seen = new Set<string>();
+    origins.forEach((o, i) => {
+      if (seen.has(o.id)) ctx.addIssue({ code: "custom", message: `duplicate origin id "${o.id}"`, path: [i, "id"] });
+      seen.add(o.id);
+    });
+    if (!origins.some((o) => o.weight > 0))
+      ctx.addIssue({ code: "custom", message: "at least one origin needs a weight above 0" });
+  });
+
+const kid = z.string().regex(ID, "must be 1-64 characters of A-Z a-z 0-9 . _ -");
+const b64url = z.string().regex(/^[A-Za-z0-9_-]+$/, "must be base64url");
+
+/** Only the algorithms we accept (RFC 8725 §3.1: an explicit allow-list). */
+export const SigningJwkSchema = z.discriminatedUnion("kty", [
+  z.looseObject({
+    kty: z.literal("OKP"),
+    crv: z.literal("Ed25519"),
+    kid,
+    alg: z.enum(["EdDSA", "Ed25519"]).optional(),
+    x: b64url,
+    d: b64url,
+  }),
+  z.looseObject({
+    kty: z.literal("EC"),
+    crv: z.literal("P-256"),
+    kid,
+    alg: z.literal("ES256").optional(),
+    x: b64url,
+    y: b64url,
+    d: b64url,
+  }),
+  z.looseObject({
+    kty: z.literal("oct"),
+    kid,
+    alg: z.literal("HS256").optional(),
+    // RFC 7518 §3.2: an HS256 key must be at least 256 bits.
+    k: b64url.min(43, "must be at least 256 bits"),
+  }),
+]);
+export type SigningJwk = z.output<typeof SigningJwkSchema>;
+
+export const KeySetSchema = z
+  .strictObject({ keys: z.array(SigningJwkSchema).min(1, "must hold at least one key").max(16) })
+  .superRefine((set, ctx) => {
+    const seen = new Set<string>();
+    set.keys.forEach((k, i) => {
+      if (seen.has(k.kid))
+        ctx.addIssue({ code: "custom", message: `duplicate kid "${k.kid}"`, path: ["keys", i, "kid"] });
+      seen.add(k.kid);
+    });
+  });
+
+const seconds = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const bool = z.enum(["true", "false", "1", "0"]).transform((s) => s === "true" || s === "1");
+
+/** The Worker's vars and secrets, as strings, before anything is derived from them. */
+export const EnvSchema = z.object({
+  ENVIRONMENT: z.enum(["development", "staging", "production"]).default("production"),
+  ORIGINS: z.string({ error: "is required (a JSON array of origins)" }),
+  SESSION_SIGNING_KEYS: z.string().optional(),
+  ADMIN_TOKEN: z.string().min(24, "must be at least 24 characters").optional(),
+  COOKIE_NAME: z.string().regex(COOKIE_TOKEN, "must be an RFC 6265 cookie name").default("__Host-edge-session"),
+  SESSION_IDLE_TIMEOUT: seconds(10, 30 * 86400).default(1800),
+  SESSION_ABSOLUTE_TIMEOUT: seconds(10, 400 * 86400).default(28800),
+  STRICT_TOKENS: bool.default(false),
+  TOKEN_ISSUER: z.string().min(1).max(256).default("edge-session"),
+  FORWARDED_AUDIENCE: z.string().min(1).max(256).default("edge-session:origin"),
+  FORWARDED_DATA_MAX_BYTES: seconds(0, 64 * 1024).default(4096),
+  MAX_PATCH_BYTES: seconds(2, 64 * 1024).default(8192),
+  MAX_SESSION_BYTES: seconds(1024, 1536 * 1024).default(256 * 1024),
+  DEFAULT_REGION: z.enum(LOCATION_HINTS).default("enam"),
+});
+export type RawEnvConfig = z.output<typeof EnvSchema>;

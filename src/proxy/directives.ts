@@ -1,0 +1,107 @@
+import { z } from "zod";
+import type { EdgeLimits } from "../config/index.ts";
+import { isJsonObject, type JsonObject, type SessionChange } from "../session/index.ts";
+
+export const SET_HEADER = "x-edge-session-set";
+export const SET_IF_VERSION_HEADER = "x-edge-session-set-if-version";
+export const LOGIN_HEADER = "x-edge-session-login";
+export const LOGOUT_HEADER = "x-edge-session-logout";
+
+export type DirectiveProblemCode =
+  | "ERR_SET_TOO_LARGE"
+  | "ERR_SET_INVALID_JSON"
+  | "ERR_SET_NOT_OBJECT"
+  | "ERR_SET_IF_VERSION_INVALID"
+  | "ERR_LOGIN_TOO_LARGE"
+  | "ERR_LOGIN_INVALID";
+
+export interface DirectiveProblem {
+  code: DirectiveProblemCode;
+  message: string;
+}
+
+/** What an origin asked of the session in one response. */
+export interface OriginDirectives {
+  /** Undefined when the origin asked for nothing, or when a problem voids its request. */
+  change: SessionChange | undefined;
+  problems: DirectiveProblem[];
+}
+
+const LoginSchema = z.strictObject({
+  sub: z.string().min(1).max(256),
+  claims: z.record(z.string(), z.json()).optional(),
+});
+
+function parseJsonHeader(raw: string): { ok: true; value: unknown } | { ok: false; message: string } {
+  try {
+    return { ok: true, value: JSON.parse(raw) };
+  } catch (e) {
+    return { ok: false, message: (e as Error).message };
+  }
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * Reads X-Edge-Session-Set / -Set-If-Version / -Login / -Logout. Logout is always
+ * honoured (an origin that means to log a user out must never be ignored);
+ * otherwise one bad directive voids them all, so a response changes the session
+ * entirely or not at all.
+ */
+export function parseDirectives(headers: Headers, limits: EdgeLimits): OriginDirectives {
+  if (headers.has(LOGOUT_HEADER)) return { change: { logout: true }, problems: [] };
+  const problems: DirectiveProblem[] = [];
+  const change: SessionChange = {};
+
+  const set = headers.get(SET_HEADER);
+  if (set !== null) {
+    if (encoder.encode(set).byteLength > limits.patchBytes) {
+      problems.push({ code: "ERR_SET_TOO_LARGE", message: `X-Edge-Session-Set is over ${limits.patchBytes} bytes` });
+    } else {
+      const parsed = parseJsonHeader(set);
+      if (!parsed.ok) problems.push({ code: "ERR_SET_INVALID_JSON", message: `X-Edge-Session-Set: ${parsed.message}` });
+      else if (!isJsonObject(parsed.value))
+        problems.push({
+          code: "ERR_SET_NOT_OBJECT",
+          message: "X-Edge-Session-Set must be a JSON object (RFC 7396 merge patch)",
+        });
+      else change.patch = parsed.value as JsonObject;
+    }
+  }
+
+  const ifVersion = headers.get(SET_IF_VERSION_HEADER);
+  if (ifVersion !== null) {
+    if (/^\d{1,15}$/.test(ifVersion.trim())) change.ifVersion = Number(ifVersion.trim());
+    else
+      problems.push({
+        code: "ERR_SET_IF_VERSION_INVALID",
+        message: "X-Edge-Session-Set-If-Version must be a non-negative integer",
+      });
+  }
+
+  const login = headers.get(LOGIN_HEADER);
+  if (login !== null) {
+    if (encoder.encode(login).byteLength > limits.patchBytes) {
+      problems.push({
+        code: "ERR_LOGIN_TOO_LARGE",
+        message: `X-Edge-Session-Login is over ${limits.patchBytes} bytes`,
+      });
+    } else {
+      const parsed = parseJsonHeader(login);
+      const checked = parsed.ok ? LoginSchema.safeParse(parsed.value) : undefined;
+      if (!checked?.success)
+        problems.push({
+          code: "ERR_LOGIN_INVALID",
+          message: 'X-Edge-Session-Login must be JSON {"sub": "<1-256 chars>", "claims"?: {...}}',
+        });
+      else
+        change.login = checked.data.claims
+          ? { sub: checked.data.sub, claims: checked.data.claims as JsonObject }
+          : { sub: checked.data.sub };
+    }
+  }
+
+  if (problems.length) return { change: undefined, problems };
+  if (!change.patch && !change.login) return { change: undefined, problems };
+  return { change, problems };
+}

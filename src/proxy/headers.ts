@@ -1,0 +1,110 @@
+/**
+ * Hop-by-hop headers (RFC 9110 §7.6.1, formerly RFC 2616 §13.5.1) belong to one
+ * connection and must not be forwarded by a proxy.
+ */
+const HOP_BY_HOP = new Set([
+  "connection",
+  "proxy-connection",
+  "keep-alive",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "proxy-authenticate",
+  "proxy-authorization",
+]);
+
+/**
+ * The layer is the trust boundary: whatever a client claims about the session
+ * (X-Edge-Session*) or about where it came from (Forwarded, X-Forwarded-*) is
+ * dropped, and only what the layer itself adds reaches the origin.
+ */
+function isClientControlled(name: string): boolean {
+  return name.startsWith("x-edge-session") || name === "forwarded" || name.startsWith("x-forwarded-");
+}
+
+function connectionTokens(headers: Headers): Set<string> {
+  const value = headers.get("connection") ?? "";
+  return new Set(
+    value
+      .split(",")
+      .map((t) => t.trim().toLowerCase())
+      .filter(Boolean),
+  );
+}
+
+/** Removes one cookie (every occurrence) from a Cookie header value; undefined if nothing is left. */
+export function withoutCookie(cookieHeader: string, name: string): string | undefined {
+  const kept = cookieHeader
+    .split(";")
+    .map((p) => p.trim())
+    .filter((p) => p && p.split("=", 1)[0]?.trim() !== name);
+  return kept.length ? kept.join("; ") : undefined;
+}
+
+export interface ForwardedFor {
+  clientIp: string | undefined;
+  host: string;
+  proto: string;
+}
+
+/** RFC 7239 §6: IPv6 addresses are bracketed and quoted; unknown clients are "unknown". */
+function forwardedNode(ip: string | undefined): string {
+  if (!ip) return "unknown";
+  return ip.includes(":") ? `"[${ip}]"` : ip;
+}
+
+function quoted(value: string): string {
+  return `"${value.replace(/["\\]/g, "")}"`;
+}
+
+export function upstreamRequestHeaders(
+  incoming: Headers,
+  options: { cookieName: string; sessionHeader: string; forwarded: ForwardedFor; webSocket: boolean },
+): Headers {
+  const drop = connectionTokens(incoming);
+  const out = new Headers();
+  for (const [name, value] of incoming) {
+    if (HOP_BY_HOP.has(name) || drop.has(name) || isClientControlled(name)) continue;
+    if (name === "cookie") {
+      const rest = withoutCookie(value, options.cookieName);
+      if (rest) out.append("cookie", rest);
+      continue;
+    }
+    out.append(name, value);
+  }
+  if (options.webSocket) {
+    // The one hop-by-hop exchange a proxy must pass on for a WebSocket handshake (RFC 6455 §4.1).
+    out.set("upgrade", "websocket");
+    out.set("connection", "Upgrade");
+  }
+  const { clientIp, host, proto } = options.forwarded;
+  out.set("forwarded", `for=${forwardedNode(clientIp)};host=${quoted(host)};proto=${proto}`);
+  if (clientIp) out.set("x-forwarded-for", clientIp);
+  out.set("x-forwarded-host", host);
+  out.set("x-forwarded-proto", proto);
+  out.set("x-edge-session", options.sessionHeader);
+  return out;
+}
+
+/**
+ * Response headers the client may see: no hop-by-hop headers, no X-Edge-Session*
+ * (origin → layer directives), and no Set-Cookie for the affinity cookie, which
+ * only the layer writes.
+ */
+export function cleanResponseHeaders(headers: Headers, cookieName: string): void {
+  const drop = connectionTokens(headers);
+  for (const name of [...headers.keys()]) {
+    if (HOP_BY_HOP.has(name) || drop.has(name) || name.startsWith("x-edge-session")) headers.delete(name);
+  }
+  const cookies = headers.getSetCookie();
+  const kept = cookies.filter((c) => c.split("=", 1)[0]?.trim() !== cookieName);
+  if (kept.length !== cookies.length) {
+    headers.delete("set-cookie");
+    for (const c of kept) headers.append("set-cookie", c);
+  }
+}
+
+export function isWebSocketUpgrade(headers: Headers): boolean {
+  return (headers.get("upgrade") ?? "").toLowerCase() === "websocket";
+}

@@ -1,0 +1,144 @@
+import type { EdgeConfig } from "../config/index.ts";
+import { LOCATION_HINTS, type LocationHint } from "../config/index.ts";
+import { log } from "../log.ts";
+import { type AffinityClaims, newSessionId } from "../token/index.ts";
+import type { JsonObject } from "./merge-patch.ts";
+import type { EndReason, SessionChange, SessionMeta, SessionRecord, SessionRpc } from "./record.ts";
+
+export interface PresentedClaims {
+  raw: string;
+  iat: number;
+  exp: number;
+  sid: string;
+  oid: string;
+  ep: number;
+  reg: string;
+}
+
+/** The session as the Worker handles it during one request. Times in seconds, as in the token. */
+export interface LiveSession {
+  sid: string;
+  ep: number;
+  oid: string;
+  reg: string;
+  ct: number;
+  ver: number;
+  data: JsonObject;
+  sub?: string;
+  claims?: JsonObject;
+  /** The verified token the client presented for this session, and what it names. */
+  presented?: PresentedClaims;
+}
+
+export type CommitOutcome =
+  | { kind: "updated"; session: LiveSession }
+  | { kind: "rotated"; session: LiveSession }
+  | { kind: "logged-out" }
+  | { kind: "unchanged"; code: string; message: string };
+
+function isLocationHint(reg: string): reg is LocationHint {
+  return (LOCATION_HINTS as readonly string[]).includes(reg);
+}
+
+/** One object per (sid, epoch): a later epoch (migration, failover) is a new object, never the same one moved. */
+export function sessionStub(env: Env, sid: string, ep: number, reg: string): SessionRpc {
+  const ns = env.SESSIONS;
+  const id = ns.idFromName(`${sid}:${ep}`);
+  const stub = isLocationHint(reg) ? ns.get(id, { locationHint: reg }) : ns.get(id);
+  // The generated RPC stub type recurses through the JSON session document
+  // deeply enough to stall tsc; the object implements SessionRpc, so say so.
+  return stub as unknown as SessionRpc;
+}
+
+export function sessionMeta(cfg: EdgeConfig, s: Pick<LiveSession, "sid" | "ep" | "oid" | "reg" | "ct">): SessionMeta {
+  return {
+    sid: s.sid,
+    epoch: s.ep,
+    oid: s.oid,
+    reg: s.reg,
+    createdAt: s.ct * 1000,
+    idleMs: cfg.idleTimeout * 1000,
+    absoluteMs: cfg.absoluteTimeout * 1000,
+    maxDataBytes: cfg.limits.sessionBytes,
+  };
+}
+
+function fromRecord(r: SessionRecord, presented?: LiveSession["presented"]): LiveSession {
+  return {
+    sid: r.sid,
+    ep: r.epoch,
+    oid: r.oid,
+    reg: r.reg,
+    ct: Math.floor(r.createdAt / 1000),
+    ver: r.version,
+    data: r.data,
+    ...(r.sub !== undefined ? { sub: r.sub } : {}),
+    ...(r.claims !== undefined ? { claims: r.claims } : {}),
+    ...(presented ? { presented } : {}),
+  };
+}
+
+/** A brand-new session: nothing is stored until the origin first writes to it. */
+export function startSession(oid: string, reg: string, now = Date.now()): LiveSession {
+  return { sid: newSessionId(), ep: 1, oid, reg, ct: Math.floor(now / 1000), ver: 0, data: {} };
+}
+
+/** Looks up the session a verified token names. One Durable Object call. */
+export async function resumeSession(
+  env: Env,
+  cfg: EdgeConfig,
+  claims: AffinityClaims,
+  raw: string,
+): Promise<{ session: LiveSession } | { ended: EndReason }> {
+  const presented = {
+    raw,
+    iat: claims.iat,
+    exp: claims.exp,
+    sid: claims.sid,
+    oid: claims.oid,
+    ep: claims.ep,
+    reg: claims.reg,
+  };
+  const base = { sid: claims.sid, ep: claims.ep, oid: claims.oid, reg: claims.reg, ct: claims.ct };
+  const result = await sessionStub(env, claims.sid, claims.ep, claims.reg).read(sessionMeta(cfg, base));
+  if (result.kind === "ended") return { ended: result.reason };
+  if (result.kind === "fresh") return { session: { ...base, ver: 0, data: {}, presented } };
+  return { session: fromRecord(result.record, presented) };
+}
+
+/** Applies an origin's change. Login rotates the session id: the old object is ended, a new one adopts the state. */
+export async function commitChange(
+  env: Env,
+  cfg: EdgeConfig,
+  s: LiveSession,
+  change: SessionChange,
+  now = Date.now(),
+): Promise<CommitOutcome> {
+  const result = await sessionStub(env, s.sid, s.ep, s.reg).write(sessionMeta(cfg, s), change);
+  switch (result.kind) {
+    case "ok":
+      return {
+        kind: "updated",
+        session: { ...fromRecord(result.record), ...(s.presented ? { presented: s.presented } : {}) },
+      };
+    case "destroyed":
+      return { kind: "logged-out" };
+    case "rotated": {
+      const next = startSession(result.record.oid, result.record.reg, now);
+      const adopted = await sessionStub(env, next.sid, next.ep, next.reg).adopt(sessionMeta(cfg, next), result.record);
+      if (adopted.kind !== "ok") throw new Error(`rotation target refused the session (${adopted.kind})`);
+      log("info", "session_rotated", { from: s.sid, to: next.sid, sub: adopted.record.sub });
+      return { kind: "rotated", session: fromRecord(adopted.record) };
+    }
+    case "conflict":
+      return { kind: "unchanged", code: "ERR_VERSION_CONFLICT", message: `session is at version ${result.version}` };
+    case "rejected":
+      return { kind: "unchanged", code: result.code, message: result.message };
+    case "ended":
+      return {
+        kind: "unchanged",
+        code: "ERR_SESSION_ENDED",
+        message: `session ended (${result.reason}) before the change`,
+      };
+  }
+}

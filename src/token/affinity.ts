@@ -1,0 +1,119 @@
+import { errors, type JWTHeaderParameters, jwtVerify, SignJWT } from "jose";
+import { z } from "zod";
+import type { KeyRing, SigningKey } from "./keys.ts";
+
+/** RFC 8725 §3.11: explicit typing, so an affinity token and a forwarded header can never stand in for each other. */
+export const AFFINITY_TYP = "edge-affinity+jwt";
+/** Far above any token we issue (~400 bytes); refuse larger ones before parsing them. */
+export const MAX_TOKEN_LENGTH = 2048;
+/** Seconds of clock skew tolerated on exp/nbf/iat. */
+const CLOCK_TOLERANCE = 5;
+
+export const SESSION_ID = /^[A-Za-z0-9_-]{22,64}$/;
+
+const AffinityClaimsSchema = z.object({
+  sid: z.string().regex(SESSION_ID),
+  oid: z.string().min(1).max(64),
+  ep: z.number().int().min(1),
+  reg: z.string().min(1).max(16),
+  /** Session start (seconds), so the absolute lifetime survives token refreshes. */
+  ct: z.number().int().nonnegative(),
+  iat: z.number(),
+  exp: z.number(),
+});
+
+export interface AffinityClaims {
+  sid: string;
+  oid: string;
+  ep: number;
+  reg: string;
+  ct: number;
+  iat: number;
+  exp: number;
+}
+
+export type TokenRejection =
+  | "ERR_TOKEN_TOO_LARGE"
+  | "ERR_TOKEN_MALFORMED"
+  | "ERR_TOKEN_ALG"
+  | "ERR_TOKEN_KID"
+  | "ERR_TOKEN_SIGNATURE"
+  | "ERR_TOKEN_EXPIRED"
+  | "ERR_TOKEN_CLAIMS";
+
+export type AffinityVerification =
+  | { ok: true; claims: AffinityClaims }
+  | { ok: false; code: TokenRejection; message: string };
+
+export interface TokenContext {
+  keys: KeyRing;
+  issuer: string;
+  audience: string;
+}
+
+export async function issueAffinityToken(
+  ctx: TokenContext,
+  claims: Omit<AffinityClaims, "iat">,
+  now = Date.now(),
+): Promise<string> {
+  const { signer } = ctx.keys;
+  return new SignJWT({ sid: claims.sid, oid: claims.oid, ep: claims.ep, reg: claims.reg, ct: claims.ct })
+    .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: AFFINITY_TYP })
+    .setIssuer(ctx.issuer)
+    .setAudience(ctx.audience)
+    .setIssuedAt(Math.floor(now / 1000))
+    .setExpirationTime(claims.exp)
+    .sign(signer.signKey);
+}
+
+class KidError extends Error {}
+
+function keyFor(keys: KeyRing, header: JWTHeaderParameters): SigningKey["verifyKey"] {
+  const key = typeof header.kid === "string" ? keys.byKid.get(header.kid) : undefined;
+  if (!key) throw new KidError(`unknown kid ${JSON.stringify(header.kid ?? null).slice(0, 80)}`);
+  // The key decides the algorithm, never the token (RFC 8725 §2.1, §3.1).
+  if (header.alg !== key.alg) throw new errors.JOSEAlgNotAllowed(`alg ${header.alg} does not match key ${key.kid}`);
+  return key.verifyKey;
+}
+
+function rejection(e: unknown): { code: TokenRejection; message: string } {
+  const message = e instanceof Error ? e.message : String(e);
+  if (e instanceof KidError) return { code: "ERR_TOKEN_KID", message };
+  if (e instanceof errors.JWTExpired) return { code: "ERR_TOKEN_EXPIRED", message };
+  if (e instanceof errors.JWTClaimValidationFailed) return { code: "ERR_TOKEN_CLAIMS", message };
+  if (e instanceof errors.JWSSignatureVerificationFailed) return { code: "ERR_TOKEN_SIGNATURE", message };
+  if (e instanceof errors.JOSEAlgNotAllowed || e instanceof errors.JOSENotSupported)
+    return { code: "ERR_TOKEN_ALG", message };
+  return { code: "ERR_TOKEN_MALFORMED", message };
+}
+
+/**
+ * Verifies an affinity token per RFC 8725: algorithm allow-list taken from the
+ * key set, key chosen by `kid` only from our own set (embedded `jwk`/`jku`/`x5u`
+ * are never followed), `typ`, `iss`, `aud`, `exp`, `nbf`, unknown `crit` refused.
+ * Never throws: a refusal is a value with a stable code.
+ */
+export async function verifyAffinityToken(
+  ctx: TokenContext,
+  token: string,
+  now = Date.now(),
+): Promise<AffinityVerification> {
+  if (token.length > MAX_TOKEN_LENGTH)
+    return { ok: false, code: "ERR_TOKEN_TOO_LARGE", message: `token longer than ${MAX_TOKEN_LENGTH} characters` };
+  try {
+    const { payload } = await jwtVerify(token, (header) => keyFor(ctx.keys, header), {
+      algorithms: ctx.keys.algorithms,
+      issuer: ctx.issuer,
+      audience: ctx.audience,
+      typ: AFFINITY_TYP,
+      clockTolerance: CLOCK_TOLERANCE,
+      currentDate: new Date(now),
+      requiredClaims: ["iat", "exp", "sid", "oid", "ep", "reg", "ct"],
+    });
+    const claims = AffinityClaimsSchema.safeParse(payload);
+    if (!claims.success) return { ok: false, code: "ERR_TOKEN_CLAIMS", message: "claims have the wrong shape" };
+    return { ok: true, claims: claims.data };
+  } catch (e) {
+    return { ok: false, ...rejection(e) };
+  }
+}

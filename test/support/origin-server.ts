@@ -1,0 +1,110 @@
+/**
+ * A real origin for tests: a Node HTTP server on 127.0.0.1:0 that answers with
+ * a JSON echo of what it received, records every request (so tests can count
+ * receipts and read forwarded headers), and sends whatever response headers a
+ * test asks for through `X-Test-Respond` (base64url JSON {status, headers, body}),
+ * which is how tests make an origin emit X-Edge-Session-Set/-Login/-Logout.
+ *
+ * Control endpoints live under /__origin/ and are only reachable directly.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { createRequire } from "node:module";
+import type { WebSocketServer as WebSocketServerType } from "ws";
+
+// Loaded through require: under vitest's module runner the ESM entry of `ws` resolves to its browser stub.
+const { WebSocketServer } = createRequire(import.meta.url)("ws") as { WebSocketServer: typeof WebSocketServerType };
+
+export interface RecordedRequest {
+  origin: string;
+  method: string;
+  url: string;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+export interface TestRespond {
+  status?: number;
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+export interface RunningOrigin {
+  id: string;
+  url: string;
+  server: Server;
+  close(): Promise<void>;
+}
+
+const RESPOND_HEADER = "x-test-respond";
+const TAG_HEADER = "x-test-tag";
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+function decodeRespond(value: string | string[] | undefined): TestRespond | undefined {
+  if (typeof value !== "string") return undefined;
+  return JSON.parse(Buffer.from(value, "base64url").toString("utf8")) as TestRespond;
+}
+
+function control(req: IncomingMessage, res: ServerResponse, recorded: RecordedRequest[]): void {
+  const url = new URL(req.url ?? "/", "http://origin");
+  if (url.pathname === "/__origin/requests") {
+    const tag = url.searchParams.get("tag");
+    const list = tag ? recorded.filter((r) => r.headers[TAG_HEADER] === tag) : recorded;
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(list));
+    return;
+  }
+  res.writeHead(404).end();
+}
+
+export async function startOrigin(id: string, port = 0): Promise<RunningOrigin> {
+  const recorded: RecordedRequest[] = [];
+  const server = createServer(async (req, res) => {
+    if (req.url?.startsWith("/__origin/")) return control(req, res, recorded);
+    const body = await readBody(req);
+    const entry: RecordedRequest = { origin: id, method: req.method ?? "", url: req.url ?? "", headers: req.headers, body };
+    recorded.push(entry);
+    if (recorded.length > 5000) recorded.splice(0, recorded.length - 5000);
+    const respond = decodeRespond(req.headers[RESPOND_HEADER]);
+    if (req.url?.startsWith("/stream")) {
+      // Sends its body in three chunks with pauses, to show the layer streams.
+      res.writeHead(200, { "content-type": "text/plain", "x-origin": id });
+      for (const part of ["one\n", "two\n", "three\n"]) {
+        res.write(part);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      res.end();
+      return;
+    }
+    res.writeHead(respond?.status ?? 200, {
+      "content-type": "application/json",
+      "x-origin": id,
+      ...(respond?.headers ?? {}),
+    });
+    res.end(respond?.body ?? JSON.stringify(entry));
+  });
+  const wss = new WebSocketServer({ noServer: true });
+  server.on("upgrade", (req, socket, head) => {
+    recorded.push({ origin: id, method: "UPGRADE", url: req.url ?? "", headers: req.headers, body: "" });
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      ws.on("message", (data) => ws.send(`${id}:${data.toString()}`));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
+  const { port: bound } = server.address() as AddressInfo;
+  return {
+    id,
+    url: `http://127.0.0.1:${bound}`,
+    server,
+    close: () =>
+      new Promise<void>((resolve) => {
+        wss.close();
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

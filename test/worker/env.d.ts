@@ -1,0 +1,1 @@
+/// <reference types="../support/provided.d.ts" />
