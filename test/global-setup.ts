@@ -1,7 +1,7 @@
 /** Runs in Node, outside workerd: real origin servers and fresh signing keys for the Worker tests. */
 import type { TestProject } from "vitest/node";
-import { startOrigin } from "./support/origin-server.ts";
 import { generateTestKeys } from "./support/keys.ts";
+import { startOrigin } from "./support/origin-server.ts";
 
 export default async function setup(project: TestProject) {
   const origins = await Promise.all(["alpha", "bravo", "charlie"].map((id) => startOrigin(id)));

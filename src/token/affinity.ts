@@ -36,6 +36,7 @@ export type TokenRejection =
   | "ERR_TOKEN_TOO_LARGE"
   | "ERR_TOKEN_MALFORMED"
   | "ERR_TOKEN_ALG"
+  | "ERR_TOKEN_UNSUPPORTED"
   | "ERR_TOKEN_KID"
   | "ERR_TOKEN_SIGNATURE"
   | "ERR_TOKEN_EXPIRED"
@@ -82,8 +83,9 @@ function rejection(e: unknown): { code: TokenRejection; message: string } {
   if (e instanceof errors.JWTExpired) return { code: "ERR_TOKEN_EXPIRED", message };
   if (e instanceof errors.JWTClaimValidationFailed) return { code: "ERR_TOKEN_CLAIMS", message };
   if (e instanceof errors.JWSSignatureVerificationFailed) return { code: "ERR_TOKEN_SIGNATURE", message };
-  if (e instanceof errors.JOSEAlgNotAllowed || e instanceof errors.JOSENotSupported)
-    return { code: "ERR_TOKEN_ALG", message };
+  if (e instanceof errors.JOSEAlgNotAllowed) return { code: "ERR_TOKEN_ALG", message };
+  // e.g. a `crit` extension we do not understand (RFC 7515 §4.1.11: must be refused).
+  if (e instanceof errors.JOSENotSupported) return { code: "ERR_TOKEN_UNSUPPORTED", message };
   return { code: "ERR_TOKEN_MALFORMED", message };
 }
 

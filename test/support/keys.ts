@@ -13,7 +13,10 @@ export interface TestKeys {
 }
 
 async function pair(alg: "EdDSA" | "ES256", kid: string): Promise<{ priv: JWK; pub: JWK }> {
-  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true, ...(alg === "EdDSA" ? { crv: "Ed25519" } : {}) });
+  const { privateKey, publicKey } = await generateKeyPair(alg, {
+    extractable: true,
+    ...(alg === "EdDSA" ? { crv: "Ed25519" } : {}),
+  });
   return { priv: { ...(await exportJWK(privateKey)), kid }, pub: { ...(await exportJWK(publicKey)), kid } };
 }
 

@@ -8,8 +8,8 @@
  * Control endpoints live under /__origin/ and are only reachable directly.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { createRequire } from "node:module";
+import type { AddressInfo } from "node:net";
 import type { WebSocketServer as WebSocketServerType } from "ws";
 
 // Loaded through require: under vitest's module runner the ESM entry of `ws` resolves to its browser stub.
@@ -66,7 +66,13 @@ export async function startOrigin(id: string, port = 0): Promise<RunningOrigin> 
   const server = createServer(async (req, res) => {
     if (req.url?.startsWith("/__origin/")) return control(req, res, recorded);
     const body = await readBody(req);
-    const entry: RecordedRequest = { origin: id, method: req.method ?? "", url: req.url ?? "", headers: req.headers, body };
+    const entry: RecordedRequest = {
+      origin: id,
+      method: req.method ?? "",
+      url: req.url ?? "",
+      headers: req.headers,
+      body,
+    };
     recorded.push(entry);
     if (recorded.length > 5000) recorded.splice(0, recorded.length - 5000);
     const respond = decodeRespond(req.headers[RESPOND_HEADER]);

@@ -21,7 +21,11 @@ describe("affinity", () => {
       const { echo } = await new BrowserClient().echo();
       counts.set(echo.origin, (counts.get(echo.origin) ?? 0) + 1);
     }
-    expect([...counts.keys()].sort()).toEqual(origins().map((o) => o.id).sort());
+    expect([...counts.keys()].sort()).toEqual(
+      origins()
+        .map((o) => o.id)
+        .sort(),
+    );
     for (const n of counts.values()) expect(n).toBeGreaterThanOrEqual(5);
   });
 
