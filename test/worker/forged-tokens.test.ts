@@ -1,14 +1,12 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { BASE, BrowserClient, callWorker, edgeEnv } from "./harness.ts";
 import {
-  AFFINITY_AUD,
   AFFINITY_TYP,
   affinityClaims,
   attackerKey,
   b64url,
   forwardedOf,
   hmac,
-  ISSUER,
   realSigningJwk,
   signRaw,
   signWith,
@@ -206,5 +204,3 @@ describe("forged and broken affinity tokens", () => {
     }
   });
 });
-
-export { AFFINITY_AUD, ISSUER };
