@@ -19,8 +19,13 @@ if (!alg) {
   console.error(`--alg must be EdDSA or ES256 (got ${values.alg})`);
   process.exit(2);
 }
-const { privateKey } = await generateKeyPair(alg, { extractable: true, ...(alg === "EdDSA" ? { crv: "Ed25519" } : {}) });
-const kid = values.kid ?? `${alg === "EdDSA" ? "ed" : "es"}-${new Date().toISOString().slice(0, 10)}-${crypto.randomUUID().slice(0, 6)}`;
+const { privateKey } = await generateKeyPair(alg, {
+  extractable: true,
+  ...(alg === "EdDSA" ? { crv: "Ed25519" } : {}),
+});
+const kid =
+  values.kid ??
+  `${alg === "EdDSA" ? "ed" : "es"}-${new Date().toISOString().slice(0, 10)}-${crypto.randomUUID().slice(0, 6)}`;
 const key: JWK = { ...(await exportJWK(privateKey)), kid, alg };
 const existing = values.add ? ((JSON.parse(values.add) as { keys: JWK[] }).keys ?? []) : [];
 process.stdout.write(`${JSON.stringify({ keys: [key, ...existing] })}\n`);

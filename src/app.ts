@@ -5,7 +5,7 @@ import type { AppEnv } from "./app-env.ts";
 import { type EdgeConfig, loadConfig } from "./config/index.ts";
 import { EdgeError } from "./errors.ts";
 import { log } from "./log.ts";
-import { assignedOrigin, type ClientLocation, locationHintFor, WeightedRoundRobin } from "./origins/index.ts";
+import { type ClientLocation, locationHintFor, type PoolView, poolStub, poolView } from "./origins/index.ts";
 import {
   clientResponse,
   fetchOrigin,
@@ -16,6 +16,7 @@ import {
   upstreamHeaders,
   upstreamUrl,
 } from "./proxy/index.ts";
+import { noOriginError, type Placement, Router, repin, retryableBody } from "./proxy/route.ts";
 import { commitChange, type LiveSession, resumeSession } from "./session/index.ts";
 import { ForwardedSigner, verifyAffinityToken } from "./token/index.ts";
 
@@ -24,71 +25,134 @@ export const JWKS_PATH = "/.well-known/edge-session/jwks.json";
 /** Per-isolate helpers that live as long as the (cached) config they were built from. */
 interface Runtime {
   signer: ForwardedSigner;
-  newSessions: WeightedRoundRobin;
+  router: Router;
 }
 const runtimes = new WeakMap<EdgeConfig, Runtime>();
 function runtimeFor(cfg: EdgeConfig): Runtime {
   let rt = runtimes.get(cfg);
   if (!rt) {
-    rt = {
-      signer: new ForwardedSigner(cfg.keys, cfg.issuer, cfg.forwardedAudience),
-      newSessions: new WeightedRoundRobin(),
-    };
+    rt = { signer: new ForwardedSigner(cfg.keys, cfg.issuer, cfg.forwardedAudience), router: new Router(cfg) };
     runtimes.set(cfg, rt);
   }
   return rt;
 }
 
-function pickNewOrigin(cfg: EdgeConfig): string {
-  const origin = runtimeFor(cfg).newSessions.next(cfg.origins);
-  if (!origin)
-    throw new EdgeError("ERR_NO_ORIGIN", "no origin can take new sessions", {
-      status: 503,
-      headers: { "retry-after": "5" },
-    });
-  return origin.id;
+/** Everything one proxied request needs, gathered once. */
+interface RequestScope {
+  env: Env;
+  cfg: EdgeConfig;
+  rt: Runtime;
+  request: Request;
+  region: string;
+  view: PoolView | undefined;
+  waitUntil: (p: Promise<unknown>) => void;
 }
 
 /** Steps 1–3 of the request flow: token → verification → the session's Durable Object. */
-async function sessionFor(env: Env, cfg: EdgeConfig, presented: PresentedToken, reg: string): Promise<LiveSession> {
-  if (!presented.token) return newSessionFor(pickNewOrigin(cfg), reg);
+async function sessionFor(
+  x: RequestScope,
+  presented: PresentedToken,
+): Promise<LiveSession | { refused: { code: string; message: string } | undefined }> {
+  if (!presented.token) return { refused: undefined };
+  const { cfg } = x;
   const verified = await verifyAffinityToken(
     { keys: cfg.keys, issuer: cfg.issuer, audience: cfg.affinityAudience },
     presented.token,
   );
-  let refused: { code: string; message: string } | undefined = verified.ok
-    ? undefined
-    : { code: verified.code, message: verified.message };
-  if (verified.ok) {
-    const resumed = await resumeSession(env, cfg, verified.claims, presented.token).catch((e: unknown) => {
-      throw new EdgeError("ERR_SESSION_UNAVAILABLE", "the session store could not be reached", {
-        status: 503,
-        cause: e,
-        headers: { "retry-after": "1" },
-      });
+  if (!verified.ok) return { refused: { code: verified.code, message: verified.message } };
+  const resumed = await resumeSession(x.env, cfg, verified.claims, presented.token).catch((e: unknown) => {
+    throw new EdgeError("ERR_SESSION_UNAVAILABLE", "the session store could not be reached", {
+      status: 503,
+      cause: e,
+      headers: { "retry-after": "1" },
     });
-    if ("session" in resumed) return resumed.session;
-    refused = { code: "ERR_SESSION_ENDED", message: `the session has ended (${resumed.ended})` };
+  });
+  if ("session" in resumed) return resumed.session;
+  return { refused: { code: "ERR_SESSION_ENDED", message: `the session has ended (${resumed.ended})` } };
+}
+
+/** Step 4: the origin for this request — the session's own, or another if it must move (failover, drain, return home). */
+async function place(x: RequestScope, s: LiveSession): Promise<{ session: LiveSession; placement: Placement }> {
+  const decision = x.rt.router.decide(s, x.view, x.region);
+  if ("stay" in decision) return { session: s, placement: { origin: decision.stay, fallback: false } };
+  if (decision.to)
+    return {
+      session: await repin(x.env, x.cfg, s, decision.to, decision.move, x.waitUntil),
+      placement: { origin: decision.to, fallback: false },
+    };
+  return { session: s, placement: fallbackOrFail(x.cfg, `session ${s.sid} must leave ${s.oid} (${decision.move})`) };
+}
+
+function fallbackOrFail(cfg: EdgeConfig, why: string): Placement {
+  log("error", "no_origin", { why, fallback: cfg.pool.fallback?.id ?? null });
+  if (cfg.pool.fallback) return { origin: { ...cfg.pool.fallback, weight: 0 }, fallback: true };
+  throw noOriginError();
+}
+
+/**
+ * Step 5: forward, streaming. A failure before any response byte (refused,
+ * reset, timed out) ejects toward outlier detection and moves the session to
+ * another origin; idempotent requests are retried there within MAX_RETRIES,
+ * others are answered 502/504 and never sent twice.
+ */
+async function forward(
+  x: RequestScope,
+  s: LiveSession,
+  first: Placement,
+): Promise<{ upstream: Response; session: LiveSession }> {
+  const { cfg, request } = x;
+  const { body, retryable } = await retryableBody(request, cfg);
+  const tried = new Set<string>();
+  let session = s;
+  let placement = first;
+  for (let attempt = 0; ; attempt++) {
+    const { origin } = placement;
+    tried.add(origin.id);
+    const headers = await upstreamHeaders(cfg, x.rt.signer, request, session);
+    try {
+      const upstream = await fetchOrigin(origin.id, upstreamUrl(origin.url, request.url), {
+        method: request.method,
+        headers,
+        body: body instanceof ArrayBuffer ? body.slice(0) : body,
+        timeoutMs: cfg.pool.originTimeout * 1000,
+      });
+      if (!placement.fallback) x.rt.router.observe(x.env, origin.id, upstream.status < 500, x.view, x.waitUntil);
+      return { upstream, session };
+    } catch (e) {
+      if (!(e instanceof EdgeError) || placement.fallback) throw e;
+      x.rt.router.observe(x.env, origin.id, false, x.view, x.waitUntil);
+      log("warn", "origin_attempt_failed", {
+        code: e.code,
+        oid: origin.id,
+        sid: session.sid,
+        attempt,
+        method: request.method,
+      });
+      const to = x.rt.router.pick(x.view, x.region, tried);
+      if (!to) {
+        if (!cfg.pool.fallback) throw noOriginError(e);
+        placement = fallbackOrFail(cfg, `${origin.id} failed and no other origin can take the session`);
+        continue;
+      }
+      session = await repin(x.env, cfg, session, to, "connect_failed", x.waitUntil);
+      placement = { origin: to, fallback: false };
+      if (!retryable || attempt >= cfg.pool.maxRetries) return { upstream: e.toResponse(), session };
+    }
   }
-  if (refused && cfg.strictTokens)
-    throw new EdgeError(refused.code, `session token refused: ${refused.message}`, { status: 401, report: false });
-  return newSessionFor(pickNewOrigin(cfg), reg, refused);
 }
 
 /** Step 6: what the origin asked of the session, applied; returns the session the client keeps (undefined: logged out). */
 async function applyOriginDirectives(
-  env: Env,
-  cfg: EdgeConfig,
+  x: RequestScope,
   session: LiveSession,
   upstream: Response,
 ): Promise<LiveSession | undefined> {
-  const { change, problems } = parseDirectives(upstream.headers, cfg.limits);
+  const { change, problems } = parseDirectives(upstream.headers, x.cfg.limits);
   for (const p of problems)
     log("warn", "origin_directive_rejected", { code: p.code, message: p.message, sid: session.sid, oid: session.oid });
   if (!change) return session;
   try {
-    const outcome = await commitChange(env, cfg, session, change);
-    if (outcome.kind === "logged-out") return undefined;
+    const outcome = await commitChange(x.env, x.cfg, session, change);
     if (outcome.kind === "unchanged") {
       log("warn", "origin_directive_rejected", {
         code: outcome.code,
@@ -98,43 +162,60 @@ async function applyOriginDirectives(
       });
       return session;
     }
-    return outcome.session;
+    const deltas =
+      outcome.kind === "logged-out"
+        ? { [session.oid]: -1 }
+        : outcome.kind === "updated" && outcome.created
+          ? { [outcome.session.oid]: 1 }
+          : undefined;
+    if (deltas)
+      x.waitUntil(
+        poolStub(x.env, x.cfg)
+          .adjustSessions(deltas)
+          .catch(() => {}),
+      );
+    return outcome.kind === "logged-out" ? undefined : outcome.session;
   } catch (e) {
-    // The origin has answered; its response is still served, with the session as it was.
     log("error", "session_commit_failed", { code: "ERR_SESSION_UNAVAILABLE", sid: session.sid, message: String(e) });
-    return session;
+    // A logout that could not be recorded still logs the client out: its token is cleared (fail closed).
+    // Anything else: the origin has answered, and its response is served with the session as it was.
+    return change.logout ? undefined : session;
   }
 }
 
 async function proxy(c: Context<AppEnv>): Promise<Response> {
   const cfg = c.get("config");
   const request = c.req.raw;
-  const reg = locationHintFor(request.cf as ClientLocation | undefined, cfg.defaultRegion);
+  const x: RequestScope = {
+    env: c.env,
+    cfg,
+    rt: runtimeFor(cfg),
+    request,
+    region: locationHintFor(request.cf as ClientLocation | undefined, cfg.defaultRegion),
+    view: await poolView(c.env, cfg),
+    waitUntil: (p) => c.executionCtx.waitUntil(p),
+  };
 
   const presented = readPresentedToken(request.headers, cfg.cookieName);
-  let session = await sessionFor(c.env, cfg, presented, reg);
-
-  let origin = assignedOrigin(cfg.origins, session.oid);
-  if (!origin) {
-    // Its origin left the pool: reassign, keeping the session's state.
-    const next = pickNewOrigin(cfg);
-    log("warn", "session_reassigned", { sid: session.sid, from: session.oid, to: next, reason: "origin_removed" });
-    session = { ...session, oid: next };
-    if (session.ver > 0) session = (await applyAssignment(c.env, cfg, session)) ?? session;
-    origin = assignedOrigin(cfg.origins, next);
+  const found = await sessionFor(x, presented);
+  let session: LiveSession;
+  let placement: Placement;
+  if ("sid" in found) {
+    ({ session, placement } = await place(x, found));
+  } else {
+    if (found.refused && cfg.strictTokens)
+      throw new EdgeError(found.refused.code, `session token refused: ${found.refused.message}`, {
+        status: 401,
+        report: false,
+      });
+    const origin = x.rt.router.pick(x.view, x.region);
+    placement = origin ? { origin, fallback: false } : fallbackOrFail(cfg, "no origin can take new sessions");
+    session = newSessionFor(origin?.id ?? placement.origin.id, x.region, found.refused);
   }
-  if (!origin)
-    throw new EdgeError("ERR_NO_ORIGIN", "no origin is available", { status: 503, headers: { "retry-after": "5" } });
 
-  const headers = await upstreamHeaders(cfg, runtimeFor(cfg).signer, request, session);
-  const upstream = await fetchOrigin(origin.id, upstreamUrl(origin.url, request.url), request, headers);
-  const kept = await applyOriginDirectives(c.env, cfg, session, upstream);
-  return clientResponse(cfg, upstream, presented.mode, kept);
-}
-
-async function applyAssignment(env: Env, cfg: EdgeConfig, session: LiveSession): Promise<LiveSession | undefined> {
-  const outcome = await commitChange(env, cfg, session, { assign: session.oid });
-  return outcome.kind === "updated" ? outcome.session : undefined;
+  const forwarded = await forward(x, session, placement);
+  const kept = await applyOriginDirectives(x, forwarded.session, forwarded.upstream);
+  return clientResponse(cfg, forwarded.upstream, presented.mode, kept);
 }
 
 function onError(err: Error, c: Context<AppEnv>): Response {

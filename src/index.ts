@@ -1,5 +1,6 @@
 import { createApp } from "./app.ts";
 
+export { PoolObject } from "./origins/index.ts";
 export { SessionObject } from "./session/index.ts";
 
 const app = createApp();

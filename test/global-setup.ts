@@ -1,5 +1,6 @@
 /** Runs in Node, outside workerd: real origin servers and fresh signing keys for the Worker tests. */
 import type { TestProject } from "vitest/node";
+import { startControlServer } from "./support/control-server.ts";
 import { generateTestKeys } from "./support/keys.ts";
 import { startOrigin } from "./support/origin-server.ts";
 
@@ -10,7 +11,9 @@ export default async function setup(project: TestProject) {
     origins.map((o) => ({ id: o.id, url: o.url })),
   );
   project.provide("keys", await generateTestKeys());
+  const control = await startControlServer();
+  project.provide("controlUrl", control.url);
   return async () => {
-    await Promise.all(origins.map((o) => o.close()));
+    await Promise.all([...origins.map((o) => o.close()), control.close()]);
   };
 }

@@ -2,7 +2,14 @@ import type { z } from "zod";
 import { EdgeError } from "../errors.ts";
 import { log } from "../log.ts";
 import { buildKeyRing, generateDevelopmentKeys, type KeyRing } from "../token/keys.ts";
-import { EnvSchema, KeySetSchema, type LocationHint, type OriginConfig, OriginsSchema } from "./schema.ts";
+import {
+  EnvSchema,
+  FallbackOriginSchema,
+  KeySetSchema,
+  type LocationHint,
+  type OriginConfig,
+  OriginsSchema,
+} from "./schema.ts";
 
 export type { LocationHint, OriginConfig } from "./schema.ts";
 export { LOCATION_HINTS } from "./schema.ts";
@@ -34,6 +41,25 @@ export interface EdgeConfig {
   limits: EdgeLimits;
   /** Home region for sessions whose client location is unknown (local requests carry no `cf`). */
   defaultRegion: LocationHint;
+  pool: PoolSettings;
+}
+
+export interface PoolSettings {
+  /** Name of the control-plane object holding health, drains and counts. */
+  name: string;
+  /** Seconds an isolate reuses its copy of the pool view. */
+  cacheSeconds: number;
+  failover: "sticky" | "temporary";
+  /** Seconds the home origin must have been healthy before a `temporary` session returns. */
+  returnHomeAfter: number;
+  outlier: { consecutiveFailures: number; baseEjectionSeconds: number; maxEjectionPercent: number };
+  maxRetries: number;
+  /** Seconds to wait for an origin's response headers before the attempt counts as failed. */
+  originTimeout: number;
+  retryBodyMaxBytes: number;
+  boundedLoadFactor: number;
+  /** Serves requests when no origin can (a sorry page); sessions are never assigned to it. */
+  fallback: { id: string; url: string } | undefined;
 }
 
 /** Thrown for bad configuration; every request then gets a 500 naming the field. */
@@ -91,6 +117,18 @@ async function loadKeys(raw: string | undefined, isDevelopment: boolean): Promis
   }
 }
 
+function parseFallback(raw: string | undefined, origins: OriginConfig[]): PoolSettings["fallback"] {
+  if (raw === undefined || raw.trim() === "") return undefined;
+  const parsed = FallbackOriginSchema.safeParse(parseJson("FALLBACK_ORIGIN", raw));
+  if (!parsed.success) throw firstIssue("FALLBACK_ORIGIN", parsed.error);
+  if (origins.some((o) => o.id === parsed.data.id))
+    throw new ConfigError(
+      "FALLBACK_ORIGIN.id",
+      `"${parsed.data.id}" is also in ORIGINS; the fallback must be separate`,
+    );
+  return parsed.data;
+}
+
 export async function parseConfig(env: Record<string, unknown>): Promise<EdgeConfig> {
   const parsed = EnvSchema.safeParse(env);
   if (!parsed.success) throw firstIssue("", parsed.error);
@@ -125,6 +163,22 @@ export async function parseConfig(env: Record<string, unknown>): Promise<EdgeCon
       sessionBytes: raw.MAX_SESSION_BYTES,
     },
     defaultRegion: raw.DEFAULT_REGION,
+    pool: {
+      name: raw.POOL_NAME,
+      cacheSeconds: raw.POOL_CACHE_SECONDS,
+      failover: raw.FAILOVER_POLICY,
+      returnHomeAfter: raw.RETURN_HOME_AFTER,
+      outlier: {
+        consecutiveFailures: raw.OUTLIER_CONSECUTIVE_FAILURES,
+        baseEjectionSeconds: raw.OUTLIER_BASE_EJECTION,
+        maxEjectionPercent: raw.OUTLIER_MAX_EJECTION_PERCENT,
+      },
+      maxRetries: raw.MAX_RETRIES,
+      originTimeout: raw.ORIGIN_TIMEOUT,
+      retryBodyMaxBytes: raw.RETRY_BODY_MAX_BYTES,
+      boundedLoadFactor: raw.BOUNDED_LOAD_FACTOR,
+      fallback: parseFallback(raw.FALLBACK_ORIGIN, origins.data),
+    },
   };
 }
 

@@ -28,7 +28,14 @@ export const OriginSchema = z.strictObject({
   health: z
     .strictObject({
       path: z.string().startsWith("/", "must start with /").max(256),
+      /** Seconds between probes. */
       interval: z.number().int().min(1).max(3600).default(10),
+      /** Milliseconds before a probe counts as failed. */
+      timeout: z.number().int().min(50).max(60_000).default(2000),
+      /** Consecutive successes that make an unhealthy origin healthy (HAProxy `rise`). */
+      rise: z.number().int().min(1).max(100).default(2),
+      /** Consecutive failures that make a healthy origin unhealthy (HAProxy `fall`). */
+      fall: z.number().int().min(1).max(100).default(3),
     })
     .optional(),
 });
@@ -110,5 +117,22 @@ export const EnvSchema = z.object({
   MAX_PATCH_BYTES: seconds(2, 64 * 1024).default(8192),
   MAX_SESSION_BYTES: seconds(1024, 1536 * 1024).default(256 * 1024),
   DEFAULT_REGION: z.enum(LOCATION_HINTS).default("enam"),
+  FAILOVER_POLICY: z.enum(["sticky", "temporary"]).default("sticky"),
+  RETURN_HOME_AFTER: seconds(0, 86400).default(60),
+  OUTLIER_CONSECUTIVE_FAILURES: seconds(1, 1000).default(5),
+  OUTLIER_BASE_EJECTION: seconds(1, 3600).default(30),
+  OUTLIER_MAX_EJECTION_PERCENT: seconds(0, 100).default(50),
+  MAX_RETRIES: seconds(0, 5).default(2),
+  ORIGIN_TIMEOUT: seconds(1, 600).default(30),
+  RETRY_BODY_MAX_BYTES: seconds(0, 10 * 1024 * 1024).default(1024 * 1024),
+  BOUNDED_LOAD_FACTOR: z.coerce.number().min(1).max(100).default(1.25),
+  FALLBACK_ORIGIN: z.string().optional(),
+  POOL_NAME: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,64}$/, "must be 1-64 characters of A-Z a-z 0-9 . _ -")
+    .default("default"),
+  POOL_CACHE_SECONDS: seconds(0, 60).default(3),
 });
+export const FallbackOriginSchema = z.strictObject({ id: OriginSchema.shape.id, url: originUrl });
+
 export type RawEnvConfig = z.output<typeof EnvSchema>;

@@ -1,2 +1,15 @@
 export { assignedOrigin, WeightedRoundRobin } from "./choose.ts";
+export { invalidatePoolView, poolStub, poolView } from "./client.ts";
+export { OutlierDetector, type OutlierSettings } from "./outlier.ts";
+export {
+  isRetryable,
+  leaveReason,
+  mayReturnHome,
+  RecentAssignments,
+  runtimeOf,
+  steer,
+  takesSessions,
+} from "./policy.ts";
+export { PoolObject, type PoolRpc } from "./pool-object.ts";
 export { type ClientLocation, locationHintFor } from "./region.ts";
+export type { DrainState, MoveReason, OriginRuntime, PoolEvent, PoolView } from "./types.ts";

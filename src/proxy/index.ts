@@ -17,6 +17,10 @@ export function forwardedClaims(cfg: EdgeConfig, s: LiveSession): ForwardedClaim
   const claims: ForwardedClaims = { sid: s.sid, ver: s.ver, oid: s.oid, reg: s.reg, ep: s.ep };
   if (s.sub !== undefined) claims.sub = s.sub;
   if (s.claims !== undefined) claims.claims = s.claims;
+  if (s.moved) {
+    claims.prev_oid = s.moved.from;
+    claims.reason = s.moved.reason;
+  }
   const dataBytes = encoder.encode(JSON.stringify(s.data)).byteLength;
   if (dataBytes <= cfg.limits.forwardedDataBytes) claims.data = s.data;
   else claims.data_omitted = true;

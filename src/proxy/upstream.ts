@@ -14,17 +14,39 @@ export function upstreamUrl(originUrl: string, requestUrl: string): URL {
   return target;
 }
 
-export async function fetchOrigin(originId: string, url: URL, request: Request, headers: Headers): Promise<Response> {
-  const hasBody = request.method !== "GET" && request.method !== "HEAD" && request.body !== null;
+export interface UpstreamInit {
+  method: string;
+  headers: Headers;
+  body: ReadableStream | ArrayBuffer | null;
+  /** Milliseconds to wait for the response headers. */
+  timeoutMs: number;
+}
+
+/**
+ * One attempt at the origin. Fails with ERR_ORIGIN_UNREACHABLE or
+ * ERR_ORIGIN_TIMEOUT only before any response byte, which is when a retry on
+ * another origin is safe for an idempotent request. Once headers arrive the
+ * timer stops: a long streamed body is not cut off.
+ */
+export async function fetchOrigin(originId: string, url: URL, init: UpstreamInit): Promise<Response> {
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), init.timeoutMs);
   try {
-    // The body streams through: it is neither buffered nor read here.
     return await fetch(url, {
-      method: request.method,
-      headers,
-      body: hasBody ? request.body : null,
+      method: init.method,
+      headers: init.headers,
+      body: init.body,
       redirect: "manual",
+      signal: abort.signal,
     });
   } catch (e) {
+    if (abort.signal.aborted)
+      throw new EdgeError("ERR_ORIGIN_TIMEOUT", `origin ${originId} did not answer within ${init.timeoutMs} ms`, {
+        status: 504,
+        cause: e,
+      });
     throw new EdgeError("ERR_ORIGIN_UNREACHABLE", `origin ${originId} could not be reached`, { status: 502, cause: e });
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -20,6 +20,8 @@ export interface LiveSession {
   sid: string;
   ep: number;
   oid: string;
+  /** Set while a `temporary` failover has the session away from this origin. */
+  home?: string;
   reg: string;
   ct: number;
   ver: number;
@@ -28,10 +30,12 @@ export interface LiveSession {
   claims?: JsonObject;
   /** The verified token the client presented for this session, and what it names. */
   presented?: PresentedClaims;
+  /** Set on the request during which the session moved: where from and why (told to the new origin). */
+  moved?: { from: string; reason: string };
 }
 
 export type CommitOutcome =
-  | { kind: "updated"; session: LiveSession }
+  | { kind: "updated"; session: LiveSession; created: boolean }
   | { kind: "rotated"; session: LiveSession }
   | { kind: "logged-out" }
   | { kind: "unchanged"; code: string; message: string };
@@ -60,6 +64,7 @@ export function sessionMeta(cfg: EdgeConfig, s: Pick<LiveSession, "sid" | "ep" |
     idleMs: cfg.idleTimeout * 1000,
     absoluteMs: cfg.absoluteTimeout * 1000,
     maxDataBytes: cfg.limits.sessionBytes,
+    pool: cfg.pool.name,
   };
 }
 
@@ -68,6 +73,7 @@ function fromRecord(r: SessionRecord, presented?: LiveSession["presented"]): Liv
     sid: r.sid,
     ep: r.epoch,
     oid: r.oid,
+    ...(r.home !== undefined ? { home: r.home } : {}),
     reg: r.reg,
     ct: Math.floor(r.createdAt / 1000),
     ver: r.version,
@@ -106,6 +112,27 @@ export async function resumeSession(
   return { session: fromRecord(result.record, presented) };
 }
 
+/**
+ * The old object has already ended itself (so no write can land on it after the
+ * hand-over); the state exists only in this call until the new object holds it.
+ * adopt() is idempotent, so it is retried before giving up.
+ */
+async function adoptWithRetry(stub: SessionRpc, meta: SessionMeta, record: SessionRecord): Promise<SessionRecord> {
+  let last: unknown;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const adopted = await stub.adopt(meta, record);
+      if (adopted.kind === "ok") return adopted.record;
+      last = new Error(`rotation target refused the session (${adopted.kind})`);
+      break;
+    } catch (e) {
+      last = e;
+      await new Promise((r) => setTimeout(r, 20 * 2 ** attempt));
+    }
+  }
+  throw last;
+}
+
 /** Applies an origin's change. Login rotates the session id: the old object is ended, a new one adopts the state. */
 export async function commitChange(
   env: Env,
@@ -120,15 +147,19 @@ export async function commitChange(
       return {
         kind: "updated",
         session: { ...fromRecord(result.record), ...(s.presented ? { presented: s.presented } : {}) },
+        created: result.created === true,
       };
     case "destroyed":
       return { kind: "logged-out" };
     case "rotated": {
       const next = startSession(result.record.oid, result.record.reg, now);
-      const adopted = await sessionStub(env, next.sid, next.ep, next.reg).adopt(sessionMeta(cfg, next), result.record);
-      if (adopted.kind !== "ok") throw new Error(`rotation target refused the session (${adopted.kind})`);
-      log("info", "session_rotated", { from: s.sid, to: next.sid, sub: adopted.record.sub });
-      return { kind: "rotated", session: fromRecord(adopted.record) };
+      const adopted = await adoptWithRetry(
+        sessionStub(env, next.sid, next.ep, next.reg),
+        sessionMeta(cfg, next),
+        result.record,
+      );
+      log("info", "session_rotated", { from: s.sid, to: next.sid, sub: adopted.sub });
+      return { kind: "rotated", session: fromRecord(adopted) };
     }
     case "conflict":
       return { kind: "unchanged", code: "ERR_VERSION_CONFLICT", message: `session is at version ${result.version}` };

@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { log } from "../log.ts";
+import type { PoolRpc } from "../origins/pool-object.ts";
 import {
   applyChange,
   type EndReason,
@@ -57,6 +58,12 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
       await this.#schedule(tombstone.purgeAt);
     }
     log("info", "session_ended", { sid: stored.sid, epoch: stored.epoch, reason });
+    if ((reason === "idle" || reason === "absolute") && "pool" in stored) {
+      // Timeouts happen here, not in a request: tell the pool so its live counts (and drains) stay true.
+      const pools = this.env.POOLS;
+      const pool = pools.get(pools.idFromName(stored.pool)) as unknown as PoolRpc;
+      this.ctx.waitUntil(pool.adjustSessions({ [stored.oid]: -1 }).catch(() => {}));
+    }
   }
 
   async #purge(): Promise<void> {
@@ -106,7 +113,9 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
       return { kind: "rotated", record: applied.record };
     }
     await this.#save(applied.record);
-    return { kind: "ok", record: applied.record };
+    return current.kind === "fresh"
+      ? { kind: "ok", record: applied.record, created: true }
+      : { kind: "ok", record: applied.record };
   }
 
   /** Receives the state of a rotated session. Idempotent, so the Worker may retry it. */
@@ -126,6 +135,7 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
       lastSeen: now,
       idleMs: meta.idleMs,
       absoluteMs: meta.absoluteMs,
+      pool: meta.pool,
     };
     await this.#save(record);
     return { kind: "ok", record };

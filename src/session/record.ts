@@ -13,12 +13,16 @@ export interface SessionRecord {
   sub?: string;
   claims?: JsonObject;
   oid: string;
+  /** The origin a `temporary` failover will return to. */
+  home?: string;
   reg: string;
   createdAt: number;
   updatedAt: number;
   lastSeen: number;
   idleMs: number;
   absoluteMs: number;
+  /** Pool whose live-session counts include this session. */
+  pool: string;
 }
 
 /** What is left after logout, rotation or revocation: enough to refuse the old tokens, no data. */
@@ -43,6 +47,7 @@ export interface SessionMeta {
   idleMs: number;
   absoluteMs: number;
   maxDataBytes: number;
+  pool: string;
 }
 
 export interface LoginDirective {
@@ -57,7 +62,7 @@ export interface SessionChange {
   login?: LoginDirective;
   logout?: true;
   /** Re-pin the session to another origin (its data untouched; the version does not move). */
-  assign?: string;
+  assign?: { oid: string; home: string | null };
 }
 
 export type ReadResult =
@@ -66,7 +71,7 @@ export type ReadResult =
   | { kind: "ended"; reason: EndReason };
 
 export type WriteResult =
-  | { kind: "ok"; record: SessionRecord }
+  | { kind: "ok"; record: SessionRecord; created?: true }
   | { kind: "rotated"; record: SessionRecord }
   | { kind: "destroyed" }
   | { kind: "ended"; reason: EndReason }
@@ -119,6 +124,7 @@ export function newRecord(meta: SessionMeta, now: number): SessionRecord {
     lastSeen: now,
     idleMs: meta.idleMs,
     absoluteMs: meta.absoluteMs,
+    pool: meta.pool,
   };
 }
 
@@ -167,7 +173,11 @@ export function applyChange(
     if (change.login.claims) next.claims = change.login.claims;
     else delete next.claims;
   }
-  if (change.assign) next.oid = change.assign;
+  if (change.assign) {
+    next.oid = change.assign.oid;
+    if (change.assign.home) next.home = change.assign.home;
+    else delete next.home;
+  }
   if (change.patch || change.login) next.version = r.version + 1;
   return { ok: true, record: next };
 }

@@ -33,6 +33,12 @@ export interface RunningOrigin {
   id: string;
   url: string;
   server: Server;
+  /** Answer every request (not the control endpoints) with this status; undefined restores normal answers. */
+  setFailStatus(status: number | undefined): void;
+  /** Stop listening and drop every connection: the port refuses connections until start(). */
+  stop(): Promise<void>;
+  /** Listen again on the same port. */
+  start(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -63,6 +69,7 @@ function control(req: IncomingMessage, res: ServerResponse, recorded: RecordedRe
 
 export async function startOrigin(id: string, port = 0): Promise<RunningOrigin> {
   const recorded: RecordedRequest[] = [];
+  let failStatus: number | undefined;
   const server = createServer(async (req, res) => {
     if (req.url?.startsWith("/__origin/")) return control(req, res, recorded);
     const body = await readBody(req);
@@ -75,7 +82,14 @@ export async function startOrigin(id: string, port = 0): Promise<RunningOrigin> 
     };
     recorded.push(entry);
     if (recorded.length > 5000) recorded.splice(0, recorded.length - 5000);
+    if (failStatus !== undefined) {
+      res
+        .writeHead(failStatus, { "content-type": "text/plain", "x-origin": id })
+        .end(`${id} failing with ${failStatus}`);
+      return;
+    }
     const respond = decodeRespond(req.headers[RESPOND_HEADER]);
+    if (req.url?.startsWith("/hang")) return; // never answers: for origin timeouts
     if (req.url?.startsWith("/stream")) {
       // Sends its body in three chunks with pauses, to show the layer streams.
       res.writeHead(200, { "content-type": "text/plain", "x-origin": id });
@@ -102,10 +116,29 @@ export async function startOrigin(id: string, port = 0): Promise<RunningOrigin> 
   });
   await new Promise<void>((resolve) => server.listen(port, "127.0.0.1", resolve));
   const { port: bound } = server.address() as AddressInfo;
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      if (!server.listening) return resolve();
+      server.closeAllConnections();
+      server.close(() => resolve());
+    });
   return {
     id,
     url: `http://127.0.0.1:${bound}`,
     server,
+    setFailStatus: (status) => {
+      failStatus = status;
+    },
+    stop,
+    start: () =>
+      new Promise<void>((resolve, reject) => {
+        if (server.listening) return resolve();
+        server.once("error", reject);
+        server.listen(bound, "127.0.0.1", () => {
+          server.off("error", reject);
+          resolve();
+        });
+      }),
     close: () =>
       new Promise<void>((resolve) => {
         wss.close();

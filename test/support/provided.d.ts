@@ -4,5 +4,6 @@ declare module "vitest" {
   interface ProvidedContext {
     origins: { id: string; url: string }[];
     keys: TestKeys;
+    controlUrl: string;
   }
 }

@@ -21,7 +21,9 @@ describe("the origin pool changing under live sessions", () => {
   it("a session whose origin leaves the pool moves to another with its data and login", async () => {
     const all = edgeEnv();
     const client = new BrowserClient(all);
-    await client.send("/", { respond: { headers: { "x-edge-session-set": '{"cart":["tea"]}', "x-edge-session-login": '{"sub":"ada"}' } } });
+    await client.send("/", {
+      respond: { headers: { "x-edge-session-set": '{"cart":["tea"]}', "x-edge-session-login": '{"sub":"ada"}' } },
+    });
     const home = forwardedOf((await client.echo()).echo);
     const remaining = origins().filter((o) => o.id !== home.oid);
     const shrunk = new BrowserClient(edgeEnv({ ORIGINS: JSON.stringify(remaining) }));
@@ -47,7 +49,11 @@ describe("token refresh", () => {
     const { echo } = await client.echo();
     const s = forwardedOf(echo);
     const now = Math.floor(Date.now() / 1000);
-    client.cookie = await signWith({ iat: now - 1000, exp: now + 600, claims: affinityClaims(String(s.sid), { oid: s.oid, ct: now - 1000 }) });
+    client.cookie = await signWith({
+      iat: now - 1000,
+      exp: now + 600,
+      claims: affinityClaims(String(s.sid), { oid: s.oid, ct: now - 1000 }),
+    });
     const old = client.cookie;
     const res = await client.send("/");
     expect(res.headers.getSetCookie().some((c) => c.startsWith("__Host-edge-session="))).toBe(true);
@@ -58,7 +64,11 @@ describe("token refresh", () => {
   it("never lets a refreshed token outlive the absolute lifetime", async () => {
     const client = new BrowserClient(edgeEnv({ SESSION_IDLE_TIMEOUT: "1800", SESSION_ABSOLUTE_TIMEOUT: "3600" }));
     const now = Math.floor(Date.now() / 1000);
-    client.cookie = await signWith({ iat: now - 1700, exp: now + 100, claims: affinityClaims("B".repeat(24), { oid: "alpha", ct: now - 3500 }) });
+    client.cookie = await signWith({
+      iat: now - 1700,
+      exp: now + 100,
+      claims: affinityClaims("B".repeat(24), { oid: "alpha", ct: now - 3500 }),
+    });
     const res = await client.send("/");
     const cookie = res.headers.getSetCookie().find((c) => c.startsWith("__Host-edge-session=")) ?? "";
     const maxAge = Number(/Max-Age=(\d+)/.exec(cookie)?.[1]);
@@ -74,7 +84,9 @@ describe("token transport", () => {
     const cookieRes = await browser.send("/");
     expect(cookieRes.headers.get("x-edge-session-token")).toBeNull();
     const res = await callWorker(
-      new Request(`${BASE}/echo`, { headers: { cookie: `__Host-edge-session=${browser.cookie}`, "x-edge-session-token": "new" } }),
+      new Request(`${BASE}/echo`, {
+        headers: { cookie: `__Host-edge-session=${browser.cookie}`, "x-edge-session-token": "new" },
+      }),
     );
     const fwd = forwardedOf(await res.json());
     expect(fwd.sub).toBeUndefined();

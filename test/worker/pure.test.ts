@@ -1,10 +1,10 @@
 /** Pure policy and codec functions: RFC vectors, properties (fast-check), tables. */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { locationHintFor, WeightedRoundRobin } from "../../src/origins/index.ts";
 import { parseDirectives } from "../../src/proxy/directives.ts";
 import { withoutCookie } from "../../src/proxy/headers.ts";
 import { upstreamUrl } from "../../src/proxy/upstream.ts";
-import { locationHintFor, WeightedRoundRobin } from "../../src/origins/index.ts";
 import { applyMergePatch, type Json } from "../../src/session/index.ts";
 
 const LIMITS = { forwardedDataBytes: 4096, patchBytes: 8192, sessionBytes: 262144 };
@@ -20,7 +20,11 @@ describe("applyMergePatch", () => {
     [{ a: "c" }, { a: ["b"] }, { a: ["b"] }],
     [{ a: { b: "c" } }, { a: { b: "d", c: null } }, { a: { b: "d" } }],
     [{ a: [{ b: "c" }] }, { a: [1] }, { a: [1] }],
-    [["a", "b"], ["c", "d"], ["c", "d"]],
+    [
+      ["a", "b"],
+      ["c", "d"],
+      ["c", "d"],
+    ],
     [{ a: "b" }, ["c"], ["c"]],
     [{ a: "foo" }, null, null],
     [{ a: "foo" }, "bar", "bar"],
@@ -63,7 +67,10 @@ describe("applyMergePatch", () => {
   });
 
   it("treats __proto__ as a plain key, never as a prototype change", () => {
-    const result = applyMergePatch({}, JSON.parse('{"__proto__":{"polluted":true},"a":{"__proto__":{"x":1}}}')) as Record<string, unknown>;
+    const result = applyMergePatch(
+      {},
+      JSON.parse('{"__proto__":{"polluted":true},"a":{"__proto__":{"x":1}}}'),
+    ) as Record<string, unknown>;
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect(Object.getPrototypeOf(result)).toBe(Object.prototype);
     expect(Object.hasOwn(result, "__proto__")).toBe(true);
@@ -105,7 +112,10 @@ describe("upstreamUrl", () => {
   it("keeps the configured scheme, host and port whatever path the client sends (2,000 cases)", () => {
     fc.assert(
       fc.property(fc.webPath(), fc.webQueryParameters(), (path, query) => {
-        const url = upstreamUrl("http://127.0.0.1:8080/base", `https://edge.test${path.startsWith("/") ? path : `/${path}`}?${query}`);
+        const url = upstreamUrl(
+          "http://127.0.0.1:8080/base",
+          `https://edge.test${path.startsWith("/") ? path : `/${path}`}?${query}`,
+        );
         expect(url.origin).toBe("http://127.0.0.1:8080");
         expect(url.pathname.startsWith("/base/")).toBe(true);
       }),
@@ -116,7 +126,9 @@ describe("upstreamUrl", () => {
 
 describe("withoutCookie", () => {
   it("removes every copy of the named cookie and nothing else", () => {
-    expect(withoutCookie("a=1; __Host-edge-session=x; b=2; __Host-edge-session=y", "__Host-edge-session")).toBe("a=1; b=2");
+    expect(withoutCookie("a=1; __Host-edge-session=x; b=2; __Host-edge-session=y", "__Host-edge-session")).toBe(
+      "a=1; b=2",
+    );
     expect(withoutCookie("__Host-edge-session=x", "__Host-edge-session")).toBeUndefined();
     expect(withoutCookie("__Host-edge-session-other=1", "__Host-edge-session")).toBe("__Host-edge-session-other=1");
   });

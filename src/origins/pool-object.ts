@@ -1,0 +1,202 @@
+import { DurableObject } from "cloudflare:workers";
+import type { OriginConfig } from "../config/index.ts";
+import { log } from "../log.ts";
+import type { DrainState, OriginHealth, OriginRuntime, PoolEvent, PoolView } from "./types.ts";
+
+export interface PoolState {
+  origins: OriginConfig[];
+  runtime: Record<string, OriginRuntime>;
+  /** When each origin is next due for a probe. */
+  nextCheck: Record<string, number>;
+  events: PoolEvent[];
+}
+
+const KEY = "pool";
+const MAX_EVENTS = 200;
+
+/** The control plane's RPC surface, as the Worker calls it. */
+export interface PoolRpc {
+  view(origins: OriginConfig[]): Promise<PoolView>;
+  drain(oid: string, deadline: number | null): Promise<DrainState | undefined>;
+  undrain(oid: string): Promise<boolean>;
+  reportEjection(oid: string, until: number): Promise<void>;
+  adjustSessions(deltas: Record<string, number>): Promise<void>;
+  recordEvent(event: string, oid: string, detail?: string): Promise<void>;
+  runChecks(force?: boolean): Promise<void>;
+}
+
+function freshRuntime(now: number): OriginRuntime {
+  return { health: { state: "healthy", since: now, successes: 0, failures: 0 }, ejections: 0, sessions: 0 };
+}
+
+/**
+ * One object per pool (POOL_NAME): origin health from active probes (an alarm),
+ * passive ejections reported by isolates, drains, live session counts and a
+ * short event log. Isolates read it through a view they cache for a few
+ * seconds, so the hot path rarely calls it.
+ */
+export class PoolObject extends DurableObject<Env> implements PoolRpc {
+  #load(): PoolState {
+    return this.ctx.storage.kv.get<PoolState>(KEY) ?? { origins: [], runtime: {}, nextCheck: {}, events: [] };
+  }
+
+  #save(state: PoolState): void {
+    this.ctx.storage.kv.put(KEY, state);
+  }
+
+  #event(state: PoolState, event: string, oid: string, detail?: string): void {
+    state.events.push({ at: Date.now(), event, oid, ...(detail ? { detail } : {}) });
+    if (state.events.length > MAX_EVENTS) state.events.splice(0, state.events.length - MAX_EVENTS);
+    log("info", event, { oid, ...(detail ? { detail } : {}) });
+  }
+
+  #rt(state: PoolState, oid: string): OriginRuntime {
+    let rt = state.runtime[oid];
+    if (!rt) {
+      rt = freshRuntime(Date.now());
+      state.runtime[oid] = rt;
+    }
+    return rt;
+  }
+
+  /** Completes a drain once no session is left on the origin. */
+  #checkDrain(state: PoolState, oid: string): void {
+    const rt = state.runtime[oid];
+    if (rt?.drain && !rt.drain.completedAt && rt.sessions <= 0) {
+      rt.drain.completedAt = Date.now();
+      this.#event(state, "drain_complete", oid);
+    }
+  }
+
+  async #scheduleChecks(state: PoolState): Promise<void> {
+    const due = state.origins.filter((o) => o.health).map((o) => state.nextCheck[o.id] ?? Date.now());
+    if (!due.length) return;
+    const next = Math.min(...due);
+    const current = await this.ctx.storage.getAlarm();
+    if (current === null || current > next) await this.ctx.storage.setAlarm(next);
+  }
+
+  async view(origins: OriginConfig[]): Promise<PoolView> {
+    const state = this.#load();
+    if (JSON.stringify(state.origins) !== JSON.stringify(origins)) {
+      state.origins = origins;
+      for (const o of origins) this.#rt(state, o.id);
+      this.#save(state);
+      await this.#scheduleChecks(state);
+    }
+    return { fetchedAt: Date.now(), origins: state.runtime, events: state.events.slice(-50) };
+  }
+
+  async drain(oid: string, deadline: number | null): Promise<DrainState | undefined> {
+    const state = this.#load();
+    if (!state.origins.some((o) => o.id === oid)) return undefined;
+    const rt = this.#rt(state, oid);
+    rt.drain = { since: Date.now(), deadline };
+    const until = deadline === null ? "no deadline" : `deadline ${new Date(deadline).toISOString()}`;
+    this.#event(state, "drain_started", oid, `${until}, ${rt.sessions} sessions`);
+    this.#checkDrain(state, oid);
+    this.#save(state);
+    return rt.drain;
+  }
+
+  async undrain(oid: string): Promise<boolean> {
+    const state = this.#load();
+    const rt = state.runtime[oid];
+    if (!rt?.drain) return false;
+    delete rt.drain;
+    this.#event(state, "drain_cancelled", oid);
+    this.#save(state);
+    return true;
+  }
+
+  async reportEjection(oid: string, until: number): Promise<void> {
+    const state = this.#load();
+    const rt = this.#rt(state, oid);
+    if ((rt.ejectedUntil ?? 0) >= until) return;
+    rt.ejectedUntil = until;
+    rt.ejections += 1;
+    this.#event(state, "origin_ejected", oid, `until ${new Date(until).toISOString()}`);
+    this.#save(state);
+  }
+
+  async adjustSessions(deltas: Record<string, number>): Promise<void> {
+    const state = this.#load();
+    for (const [oid, delta] of Object.entries(deltas)) {
+      const rt = this.#rt(state, oid);
+      rt.sessions = Math.max(0, rt.sessions + delta);
+      this.#checkDrain(state, oid);
+    }
+    this.#save(state);
+  }
+
+  async recordEvent(event: string, oid: string, detail?: string): Promise<void> {
+    const state = this.#load();
+    this.#event(state, event, oid, detail);
+    this.#save(state);
+  }
+
+  async #probe(o: OriginConfig): Promise<{ ok: boolean; error?: string }> {
+    const health = o.health;
+    if (!health) return { ok: true };
+    try {
+      const res = await fetch(`${o.url}${health.path}`, {
+        signal: AbortSignal.timeout(health.timeout),
+        redirect: "manual",
+      });
+      await res.body?.cancel();
+      return res.status < 400 ? { ok: true } : { ok: false, error: `status ${res.status}` };
+    } catch (e) {
+      return { ok: false, error: e instanceof Error ? e.message : String(e) };
+    }
+  }
+
+  /** One round of active probes for every origin that is due (or all, when forced). */
+  async runChecks(force = false): Promise<void> {
+    const now = Date.now();
+    const due = this.#load().origins.filter((o) => o.health && (force || (this.#load().nextCheck[o.id] ?? 0) <= now));
+    // Probing awaits fetch, which opens the input gate: gather results first, then apply them in one step.
+    const results = await Promise.all(due.map(async (o) => ({ o, result: await this.#probe(o) })));
+    const state = this.#load();
+    for (const { o, result } of results) {
+      const health = o.health;
+      if (!health) continue;
+      this.#apply(state, o.id, this.#rt(state, o.id).health, result, health.rise, health.fall);
+      state.nextCheck[o.id] = Date.now() + health.interval * 1000;
+    }
+    this.#save(state);
+    await this.#scheduleChecks(state);
+  }
+
+  #apply(
+    state: PoolState,
+    oid: string,
+    h: OriginHealth,
+    result: { ok: boolean; error?: string },
+    rise: number,
+    fall: number,
+  ): void {
+    const now = Date.now();
+    h.lastCheckAt = now;
+    if (result.ok) {
+      h.successes += 1;
+      h.failures = 0;
+      delete h.lastError;
+      if (h.state === "unhealthy" && h.successes >= rise) {
+        Object.assign(h, { state: "healthy", since: now, successes: 0 });
+        this.#event(state, "origin_healthy", oid);
+      }
+    } else {
+      h.failures += 1;
+      h.successes = 0;
+      h.lastError = result.error ?? "failed";
+      if (h.state === "healthy" && h.failures >= fall) {
+        Object.assign(h, { state: "unhealthy", since: now, failures: 0 });
+        this.#event(state, "origin_unhealthy", oid, h.lastError);
+      }
+    }
+  }
+
+  override async alarm(): Promise<void> {
+    await this.runChecks();
+  }
+}

@@ -1,0 +1,193 @@
+import type { EdgeConfig, OriginConfig } from "../config/index.ts";
+import { EdgeError } from "../errors.ts";
+import { log } from "../log.ts";
+import {
+  isRetryable,
+  leaveReason,
+  type MoveReason,
+  mayReturnHome,
+  OutlierDetector,
+  type PoolView,
+  poolStub,
+  RecentAssignments,
+  steer,
+  WeightedRoundRobin,
+} from "../origins/index.ts";
+import { commitChange, type LiveSession } from "../session/index.ts";
+
+type WaitUntil = (p: Promise<unknown>) => void;
+
+/** Where this request goes: an origin that keeps the session, or only serves this request (the fallback). */
+export type Placement = { origin: OriginConfig; fallback: boolean };
+
+/**
+ * Per-isolate routing state (round-robin position, recent assignments for
+ * bounded load, passive outlier counts) and the decisions that use it.
+ */
+export class Router {
+  readonly #rr = new WeightedRoundRobin();
+  readonly #recent = new RecentAssignments();
+  readonly outliers = new OutlierDetector();
+
+  constructor(readonly cfg: EdgeConfig) {}
+
+  #find(oid: string | undefined): OriginConfig | undefined {
+    return this.cfg.origins.find((o) => o.id === oid);
+  }
+
+  /** An origin for a new or moving session, or undefined when none can take it. */
+  pick(view: PoolView | undefined, region: string, exclude?: ReadonlySet<string>): OriginConfig | undefined {
+    return steer(
+      {
+        origins: this.cfg.origins,
+        view,
+        now: Date.now(),
+        region,
+        localEjections: this.outliers.ejections,
+        boundedLoadFactor: this.cfg.pool.boundedLoadFactor,
+        ...(exclude ? { exclude } : {}),
+      },
+      this.#rr,
+      this.#recent,
+    );
+  }
+
+  /** Whether the session stays where it is, and if not, where it goes and why. */
+  decide(
+    s: LiveSession,
+    view: PoolView | undefined,
+    region: string,
+  ): { stay: OriginConfig } | { move: MoveReason; to: OriginConfig | undefined } {
+    const now = Date.now();
+    const reason = leaveReason(this.cfg.origins, view, s.oid, now, this.outliers.ejectedUntil(s.oid));
+    const current = this.#find(s.oid);
+    if (!reason && current) {
+      const home = s.home !== undefined && s.home !== s.oid ? this.#find(s.home) : undefined;
+      const afterMs = this.cfg.pool.returnHomeAfter * 1000;
+      if (
+        home &&
+        this.cfg.pool.failover === "temporary" &&
+        mayReturnHome(home, view, now, afterMs, this.outliers.ejectedUntil(home.id))
+      )
+        return { move: "return_home", to: home };
+      return { stay: current };
+    }
+    return { move: reason ?? "removed", to: this.pick(view, region, new Set([s.oid])) };
+  }
+
+  /** Counts a response; on a failure that ejects the origin, tells the pool. */
+  observe(env: Env, oid: string, ok: boolean, view: PoolView | undefined, waitUntil: WaitUntil): void {
+    if (ok) {
+      this.outliers.success(oid);
+      return;
+    }
+    const now = Date.now();
+    const ejectedNow = this.cfg.origins.filter(
+      (o) => (this.outliers.ejectedUntil(o.id) ?? 0) > now || (view?.origins[o.id]?.ejectedUntil ?? 0) > now,
+    ).length;
+    const until = this.outliers.failure(oid, now, this.cfg.pool.outlier, this.cfg.origins.length, ejectedNow);
+    if (until === undefined) return;
+    log("warn", "origin_ejected", { oid, until: new Date(until).toISOString(), source: "passive" });
+    waitUntil(
+      poolStub(env, this.cfg)
+        .reportEjection(oid, until)
+        .catch(() => {}),
+    );
+  }
+}
+
+/**
+ * Re-pins a session to another origin, keeping its data and login. Stored
+ * sessions (and any that must remember a home origin) are re-pinned in their
+ * object; the new token carries the new origin either way. The forwarded header
+ * of this request tells the new origin where the session came from and why.
+ */
+export async function repin(
+  env: Env,
+  cfg: EdgeConfig,
+  s: LiveSession,
+  to: OriginConfig,
+  reason: MoveReason,
+  waitUntil: WaitUntil,
+): Promise<LiveSession> {
+  const home = cfg.pool.failover === "temporary" && reason !== "return_home" ? (s.home ?? s.oid) : undefined;
+  let next: LiveSession = { ...s, oid: to.id, moved: { from: s.oid, reason } };
+  if (home !== undefined) next.home = home;
+  else delete next.home;
+  if (s.ver > 0 || home !== undefined || s.home !== undefined) {
+    const outcome = await commitChange(env, cfg, s, { assign: { oid: to.id, home: home ?? null } });
+    if (outcome.kind === "updated") {
+      next = { ...outcome.session, moved: { from: s.oid, reason } };
+      const deltas: Record<string, number> = outcome.created ? { [to.id]: 1 } : { [s.oid]: -1, [to.id]: 1 };
+      waitUntil(
+        poolStub(env, cfg)
+          .adjustSessions(deltas)
+          .catch(() => {}),
+      );
+    }
+  }
+  log("info", "session_repinned", { sid: s.sid, from: s.oid, to: to.id, reason, policy: cfg.pool.failover });
+  return next;
+}
+
+/**
+ * Reads at most `max` bytes. If the body is larger, what was read is put back
+ * in front of the rest, so the body still streams through whole and unbuffered.
+ */
+async function readUpTo(
+  stream: ReadableStream<Uint8Array>,
+  max: number,
+): Promise<ArrayBuffer | ReadableStream<Uint8Array>> {
+  const reader = stream.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    size += value.byteLength;
+    if (size > max) {
+      const head = chunks;
+      return new ReadableStream<Uint8Array>({
+        pull: async (controller) => {
+          const next = head.shift();
+          if (next) return controller.enqueue(next);
+          const { done: end, value: more } = await reader.read();
+          if (end) controller.close();
+          else controller.enqueue(more);
+        },
+        cancel: (reason) => reader.cancel(reason),
+      });
+    }
+  }
+  const whole = new Uint8Array(size);
+  let at = 0;
+  for (const c of chunks) {
+    whole.set(c, at);
+    at += c.byteLength;
+  }
+  return whole.buffer;
+}
+
+/** The request body, buffered (up to RETRY_BODY_MAX_BYTES) only when a retry may need to send it again. */
+export async function retryableBody(
+  request: Request,
+  cfg: EdgeConfig,
+): Promise<{ body: ReadableStream | ArrayBuffer | null; retryable: boolean }> {
+  const retryable = isRetryable(request.method, request.headers) && cfg.pool.maxRetries > 0;
+  if (request.body === null || request.method === "GET" || request.method === "HEAD") return { body: null, retryable };
+  if (!retryable) return { body: request.body, retryable };
+  const length = Number(request.headers.get("content-length") ?? Number.NaN);
+  if (Number.isFinite(length) && length > cfg.pool.retryBodyMaxBytes) return { body: request.body, retryable: false };
+  const body = await readUpTo(request.body, cfg.pool.retryBodyMaxBytes);
+  return { body, retryable: body instanceof ArrayBuffer };
+}
+
+export function noOriginError(cause?: EdgeError): EdgeError {
+  const why = cause ? ` (last: ${cause.message})` : "";
+  return new EdgeError("ERR_NO_ORIGIN", `no origin is available to serve this session; try again shortly${why}`, {
+    status: 503,
+    headers: { "retry-after": "5" },
+    ...(cause ? { cause } : {}),
+  });
+}
