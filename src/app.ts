@@ -162,18 +162,15 @@ async function applyOriginDirectives(
       });
       return session;
     }
-    const deltas =
-      outcome.kind === "logged-out"
-        ? { [session.oid]: -1 }
-        : outcome.kind === "updated" && outcome.created
-          ? { [outcome.session.oid]: 1 }
-          : undefined;
-    if (deltas)
+    const delta = outcome.kind === "logged-out" ? -1 : outcome.kind === "updated" && outcome.created ? 1 : 0;
+    if (delta) {
+      const counted = outcome.kind === "updated" ? outcome.session : session;
       x.waitUntil(
         poolStub(x.env, x.cfg)
-          .adjustSessions(deltas)
+          .adjustSessions({ [counted.oid]: delta }, { [counted.reg]: delta })
           .catch(() => {}),
       );
+    }
     return outcome.kind === "logged-out" ? undefined : outcome.session;
   } catch (e) {
     log("error", "session_commit_failed", { code: "ERR_SESSION_UNAVAILABLE", sid: session.sid, message: String(e) });

@@ -74,3 +74,18 @@ export const StatusSchema = z
     }),
   })
   .openapi("Status");
+
+export const StatsSchema = z
+  .object({
+    origins: z.array(OriginStatusSchema),
+    regions: z.array(z.object({ region: z.string(), sessions: z.number() })),
+    events: z.array(
+      z.object({
+        at: z.string(),
+        event: z.string().openapi({ example: "session_repinned" }),
+        oid: z.string(),
+        detail: z.string().nullable(),
+      }),
+    ),
+  })
+  .openapi("Stats");

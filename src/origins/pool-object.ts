@@ -6,6 +6,8 @@ import type { DrainState, OriginHealth, OriginRuntime, PoolEvent, PoolView } fro
 export interface PoolState {
   origins: OriginConfig[];
   runtime: Record<string, OriginRuntime>;
+  /** Live sessions with stored state, by home region. */
+  regions?: Record<string, number>;
   /** When each origin is next due for a probe. */
   nextCheck: Record<string, number>;
   events: PoolEvent[];
@@ -20,7 +22,7 @@ export interface PoolRpc {
   drain(oid: string, deadline: number | null): Promise<DrainState | undefined>;
   undrain(oid: string): Promise<boolean>;
   reportEjection(oid: string, until: number): Promise<void>;
-  adjustSessions(deltas: Record<string, number>): Promise<void>;
+  adjustSessions(deltas: Record<string, number>, regions?: Record<string, number>): Promise<void>;
   recordEvent(event: string, oid: string, detail?: string): Promise<void>;
   runChecks(force?: boolean): Promise<void>;
 }
@@ -84,7 +86,12 @@ export class PoolObject extends DurableObject<Env> implements PoolRpc {
       this.#save(state);
       await this.#scheduleChecks(state);
     }
-    return { fetchedAt: Date.now(), origins: state.runtime, events: state.events.slice(-50) };
+    return {
+      fetchedAt: Date.now(),
+      origins: state.runtime,
+      regions: state.regions ?? {},
+      events: state.events.slice(-50),
+    };
   }
 
   async drain(oid: string, deadline: number | null): Promise<DrainState | undefined> {
@@ -119,13 +126,16 @@ export class PoolObject extends DurableObject<Env> implements PoolRpc {
     this.#save(state);
   }
 
-  async adjustSessions(deltas: Record<string, number>): Promise<void> {
+  async adjustSessions(deltas: Record<string, number>, regions: Record<string, number> = {}): Promise<void> {
     const state = this.#load();
     for (const [oid, delta] of Object.entries(deltas)) {
       const rt = this.#rt(state, oid);
       rt.sessions = Math.max(0, rt.sessions + delta);
       this.#checkDrain(state, oid);
     }
+    state.regions ??= {};
+    for (const [reg, delta] of Object.entries(regions))
+      state.regions[reg] = Math.max(0, (state.regions[reg] ?? 0) + delta);
     this.#save(state);
   }
 

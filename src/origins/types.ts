@@ -38,6 +38,8 @@ export interface PoolEvent {
 export interface PoolView {
   fetchedAt: number;
   origins: Record<string, OriginRuntime>;
+  /** Live sessions with stored state, by home region. */
+  regions: Record<string, number>;
   events: PoolEvent[];
 }
 

@@ -119,13 +119,20 @@ export async function repin(
     if (outcome.kind === "updated") {
       next = { ...outcome.session, moved: { from: s.oid, reason } };
       const deltas: Record<string, number> = outcome.created ? { [to.id]: 1 } : { [s.oid]: -1, [to.id]: 1 };
+      const regions: Record<string, number> = outcome.created ? { [s.reg]: 1 } : {};
       waitUntil(
         poolStub(env, cfg)
-          .adjustSessions(deltas)
+          .adjustSessions(deltas, regions)
           .catch(() => {}),
       );
     }
   }
+  // The pool keeps recent re-pins for the operator's timeline.
+  waitUntil(
+    poolStub(env, cfg)
+      .recordEvent("session_repinned", s.oid, `${s.sid} → ${to.id} (${reason})`)
+      .catch(() => {}),
+  );
   log("info", "session_repinned", { sid: s.sid, from: s.oid, to: to.id, reason, policy: cfg.pool.failover });
   return next;
 }

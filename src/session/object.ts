@@ -62,7 +62,7 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
       // Timeouts happen here, not in a request: tell the pool so its live counts (and drains) stay true.
       const pools = this.env.POOLS;
       const pool = pools.get(pools.idFromName(stored.pool)) as unknown as PoolRpc;
-      this.ctx.waitUntil(pool.adjustSessions({ [stored.oid]: -1 }).catch(() => {}));
+      this.ctx.waitUntil(pool.adjustSessions({ [stored.oid]: -1 }, { [stored.reg]: -1 }).catch(() => {}));
     }
   }
 
