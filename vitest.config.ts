@@ -1,12 +1,18 @@
+import { randomBytes } from "node:crypto";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+
+// The Worker and its Durable Objects share one env, as in production: the snapshot key is bound for both.
+const SNAPSHOT_KEY = randomBytes(32).toString("base64");
 
 export default defineConfig({
   test: {
     projects: [
       {
         // Inside workerd: real Durable Objects and KV, the Worker's own code, real origins over loopback.
-        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" } })],
+        plugins: [
+          cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings: { SNAPSHOT_KEY } } }),
+        ],
         test: {
           name: "worker",
           include: ["test/worker/**/*.test.ts"],

@@ -2,7 +2,7 @@ import { type Context, Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { adminRoutes } from "./admin/index.ts";
 import type { AppEnv } from "./app-env.ts";
-import { type EdgeConfig, loadConfig } from "./config/index.ts";
+import { type EdgeConfig, LOCATION_HINTS, loadConfig } from "./config/index.ts";
 import { EdgeError } from "./errors.ts";
 import { log } from "./log.ts";
 import { type ClientLocation, locationHintFor, type PoolView, poolStub, poolView } from "./origins/index.ts";
@@ -17,7 +17,8 @@ import {
   upstreamUrl,
 } from "./proxy/index.ts";
 import { noOriginError, type Placement, Router, repin, retryableBody } from "./proxy/route.ts";
-import { commitChange, type LiveSession, resumeSession } from "./session/index.ts";
+import { ObjectUnavailable, objectCaller, restoreSession } from "./replication/failover.ts";
+import { commitChange, type LiveSession, type ObjectCall, resumeSession } from "./session/index.ts";
 import { ForwardedSigner, verifyAffinityToken } from "./token/index.ts";
 
 export const JWKS_PATH = "/.well-known/edge-session/jwks.json";
@@ -46,9 +47,15 @@ interface RequestScope {
   region: string;
   view: PoolView | undefined;
   waitUntil: (p: Promise<unknown>) => void;
+  /** Calls a session object with the timeout, retry and (in development) injected faults. */
+  call: ObjectCall;
 }
 
-/** Steps 1–3 of the request flow: token → verification → the session's Durable Object. */
+/**
+ * Steps 1–3 of the request flow: token → verification → the session's Durable
+ * Object. If that object cannot be reached, the session is restored from its
+ * KV snapshot into a new object elsewhere (section 6 of the design).
+ */
 async function sessionFor(
   x: RequestScope,
   presented: PresentedToken,
@@ -60,13 +67,44 @@ async function sessionFor(
     presented.token,
   );
   if (!verified.ok) return { refused: { code: verified.code, message: verified.message } };
-  const resumed = await resumeSession(x.env, cfg, verified.claims, presented.token).catch((e: unknown) => {
-    throw new EdgeError("ERR_SESSION_UNAVAILABLE", "the session store could not be reached", {
-      status: 503,
-      cause: e,
-      headers: { "retry-after": "1" },
+  let resumed: Awaited<ReturnType<typeof resumeSession>>;
+  try {
+    resumed = await resumeSession(cfg, verified.claims, presented.token, x.region, x.call);
+  } catch (e) {
+    if (!(e instanceof ObjectUnavailable)) throw e;
+    log("error", "session_object_unavailable", {
+      sid: verified.claims.sid,
+      code: e.code,
+      message: e.message,
+      epoch: e.at.ep,
+      region: e.at.reg,
     });
-  });
+    const restored = await restoreSession(
+      x.env,
+      cfg,
+      verified.claims,
+      presented.token,
+      e,
+      x.region,
+      x.view?.faults ?? [],
+      x.call,
+      (detail) =>
+        x.waitUntil(
+          poolStub(x.env, cfg)
+            .recordEvent("session_restored", verified.claims.oid, detail)
+            .catch(() => {}),
+        ),
+    ).catch((err: unknown) => {
+      if (err instanceof EdgeError) throw err;
+      throw new EdgeError("ERR_SESSION_UNAVAILABLE", "the session could not be reached or restored", {
+        status: 503,
+        cause: err,
+        headers: { "retry-after": "1" },
+      });
+    });
+    if (restored.kind === "restored") return restored.session;
+    return { refused: { code: restored.code, message: restored.message } };
+  }
   if ("session" in resumed) return resumed.session;
   return { refused: { code: "ERR_SESSION_ENDED", message: `the session has ended (${resumed.ended})` } };
 }
@@ -77,7 +115,7 @@ async function place(x: RequestScope, s: LiveSession): Promise<{ session: LiveSe
   if ("stay" in decision) return { session: s, placement: { origin: decision.stay, fallback: false } };
   if (decision.to)
     return {
-      session: await repin(x.env, x.cfg, s, decision.to, decision.move, x.waitUntil),
+      session: await repin(x.env, x.cfg, s, decision.to, decision.move, x.waitUntil, x.call),
       placement: { origin: decision.to, fallback: false },
     };
   return { session: s, placement: fallbackOrFail(x.cfg, `session ${s.sid} must leave ${s.oid} (${decision.move})`) };
@@ -134,7 +172,7 @@ async function forward(
         placement = fallbackOrFail(cfg, `${origin.id} failed and no other origin can take the session`);
         continue;
       }
-      session = await repin(x.env, cfg, session, to, "connect_failed", x.waitUntil);
+      session = await repin(x.env, cfg, session, to, "connect_failed", x.waitUntil, x.call);
       placement = { origin: to, fallback: false };
       if (!retryable || attempt >= cfg.pool.maxRetries) return { upstream: e.toResponse(), session };
     }
@@ -152,7 +190,7 @@ async function applyOriginDirectives(
     log("warn", "origin_directive_rejected", { code: p.code, message: p.message, sid: session.sid, oid: session.oid });
   if (!change) return session;
   try {
-    const outcome = await commitChange(x.env, x.cfg, session, change);
+    const outcome = await commitChange(x.env, x.cfg, session, change, x.call);
     if (outcome.kind === "unchanged") {
       log("warn", "origin_directive_rejected", {
         code: outcome.code,
@@ -180,17 +218,30 @@ async function applyOriginDirectives(
   }
 }
 
+/**
+ * The client's region, from `request.cf`. In development only, the
+ * X-Edge-Dev-Region header (a location hint) stands in for it, so a developer
+ * can pretend to be elsewhere under `wrangler dev`.
+ */
+function clientRegion(request: Request, cfg: EdgeConfig): string {
+  const override = request.headers.get("x-edge-dev-region");
+  if (cfg.isDevelopment && override && (LOCATION_HINTS as readonly string[]).includes(override)) return override;
+  return locationHintFor(request.cf as ClientLocation | undefined, cfg.defaultRegion);
+}
+
 async function proxy(c: Context<AppEnv>): Promise<Response> {
   const cfg = c.get("config");
   const request = c.req.raw;
+  const view = await poolView(c.env, cfg);
   const x: RequestScope = {
     env: c.env,
     cfg,
     rt: runtimeFor(cfg),
     request,
-    region: locationHintFor(request.cf as ClientLocation | undefined, cfg.defaultRegion),
-    view: await poolView(c.env, cfg),
+    region: clientRegion(request, cfg),
+    view,
     waitUntil: (p) => c.executionCtx.waitUntil(p),
+    call: objectCaller(c.env, cfg, view?.faults ?? []),
   };
 
   const presented = readPresentedToken(request.headers, cfg.cookieName);

@@ -1,6 +1,7 @@
 import type { z } from "zod";
 import { EdgeError } from "../errors.ts";
 import { log } from "../log.ts";
+import { importSnapshotKey, type SnapshotKey } from "../replication/codec.ts";
 import { buildKeyRing, generateDevelopmentKeys, type KeyRing } from "../token/keys.ts";
 import {
   EnvSchema,
@@ -42,6 +43,13 @@ export interface EdgeConfig {
   /** Home region for sessions whose client location is unknown (local requests carry no `cf`). */
   defaultRegion: LocationHint;
   pool: PoolSettings;
+  snapshots: { key: SnapshotKey; generated: boolean };
+  /** Milliseconds to wait for a session object before failing over to its snapshot. */
+  sessionTimeoutMs: number;
+  /** Fault injection (/__edge/faults) is honoured only when this is true. */
+  faultInjection: boolean;
+  migration: { auto: boolean; afterRequests: number; afterSeconds: number };
+  jurisdictions: "none" | "eu";
 }
 
 export interface PoolSettings {
@@ -92,6 +100,32 @@ function parseJson(field: string, raw: string): unknown {
     return JSON.parse(raw);
   } catch (e) {
     throw new ConfigError(field, `is not valid JSON (${(e as Error).message})`);
+  }
+}
+
+/** 32 fixed bytes, only ever used when ENVIRONMENT=development and no SNAPSHOT_KEY is set. */
+export const DEVELOPMENT_SNAPSHOT_KEY = "ZGV2ZWxvcG1lbnQtb25seS1zbmFwc2hvdC1rZXkhISE";
+
+export async function loadSnapshotKey(
+  raw: string | undefined,
+  isDevelopment: boolean,
+): Promise<EdgeConfig["snapshots"]> {
+  if (raw === undefined || raw.trim() === "") {
+    if (!isDevelopment)
+      throw new ConfigError(
+        "SNAPSHOT_KEY",
+        "is not set; set it with `wrangler secret put SNAPSHOT_KEY` (32 random bytes, base64)",
+      );
+    log("warn", "config_dev_snapshot_key", {
+      message:
+        "!!! SNAPSHOT_KEY is not set: snapshots are encrypted with a fixed development key. Never run like this in production. !!!",
+    });
+    return { key: await importSnapshotKey(DEVELOPMENT_SNAPSHOT_KEY), generated: true };
+  }
+  try {
+    return { key: await importSnapshotKey(raw), generated: false };
+  } catch (e) {
+    throw new ConfigError("SNAPSHOT_KEY", (e as Error).message);
   }
 }
 
@@ -163,6 +197,16 @@ export async function parseConfig(env: Record<string, unknown>): Promise<EdgeCon
       sessionBytes: raw.MAX_SESSION_BYTES,
     },
     defaultRegion: raw.DEFAULT_REGION,
+    snapshots: await loadSnapshotKey(raw.SNAPSHOT_KEY, isDevelopment),
+    sessionTimeoutMs: raw.SESSION_TIMEOUT_MS,
+    // Fault injection is a development and test tool; a production deployment ignores the flag.
+    faultInjection: isDevelopment || (raw.FAULT_INJECTION && raw.ENVIRONMENT !== "production"),
+    migration: {
+      auto: raw.AUTO_MIGRATE,
+      afterRequests: raw.MIGRATE_AFTER_REQUESTS,
+      afterSeconds: raw.MIGRATE_AFTER_SECONDS,
+    },
+    jurisdictions: raw.JURISDICTIONS,
     pool: {
       name: raw.POOL_NAME,
       cacheSeconds: raw.POOL_CACHE_SECONDS,

@@ -132,6 +132,15 @@ export const EnvSchema = z.object({
     .regex(/^[A-Za-z0-9._-]{1,64}$/, "must be 1-64 characters of A-Z a-z 0-9 . _ -")
     .default("default"),
   POOL_CACHE_SECONDS: seconds(0, 60).default(3),
+  SNAPSHOT_KEY: z.string().optional(),
+  /** Milliseconds to wait for a session object before restoring from its snapshot elsewhere. */
+  SESSION_TIMEOUT_MS: seconds(50, 60_000).default(3000),
+  FAULT_INJECTION: bool.default(false),
+  AUTO_MIGRATE: bool.default(true),
+  MIGRATE_AFTER_REQUESTS: seconds(1, 10_000).default(5),
+  MIGRATE_AFTER_SECONDS: seconds(0, 86_400).default(30),
+  /** "eu": sessions created from EU countries live in the EU jurisdiction and never leave it. */
+  JURISDICTIONS: z.enum(["none", "eu"]).default("none"),
 });
 export const FallbackOriginSchema = z.strictObject({ id: OriginSchema.shape.id, url: originUrl });
 

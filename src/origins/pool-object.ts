@@ -1,13 +1,14 @@
 import { DurableObject } from "cloudflare:workers";
 import type { OriginConfig } from "../config/index.ts";
 import { log } from "../log.ts";
-import type { DrainState, OriginHealth, OriginRuntime, PoolEvent, PoolView } from "./types.ts";
+import type { DrainState, Fault, OriginHealth, OriginRuntime, PoolEvent, PoolView } from "./types.ts";
 
 export interface PoolState {
   origins: OriginConfig[];
   runtime: Record<string, OriginRuntime>;
   /** Live sessions with stored state, by home region. */
   regions?: Record<string, number>;
+  faults?: Fault[];
   /** When each origin is next due for a probe. */
   nextCheck: Record<string, number>;
   events: PoolEvent[];
@@ -25,6 +26,8 @@ export interface PoolRpc {
   adjustSessions(deltas: Record<string, number>, regions?: Record<string, number>): Promise<void>;
   recordEvent(event: string, oid: string, detail?: string): Promise<void>;
   runChecks(force?: boolean): Promise<void>;
+  setFault(fault: Fault): Promise<Fault[]>;
+  clearFaults(): Promise<void>;
 }
 
 function freshRuntime(now: number): OriginRuntime {
@@ -91,6 +94,7 @@ export class PoolObject extends DurableObject<Env> implements PoolRpc {
       origins: state.runtime,
       regions: state.regions ?? {},
       events: state.events.slice(-50),
+      faults: state.faults ?? [],
     };
   }
 
@@ -136,6 +140,21 @@ export class PoolObject extends DurableObject<Env> implements PoolRpc {
     state.regions ??= {};
     for (const [reg, delta] of Object.entries(regions))
       state.regions[reg] = Math.max(0, (state.regions[reg] ?? 0) + delta);
+    this.#save(state);
+  }
+
+  async setFault(fault: Fault): Promise<Fault[]> {
+    const state = this.#load();
+    state.faults = [...(state.faults ?? []).filter((f) => f.target !== fault.target), fault];
+    this.#event(state, "fault_injected", fault.target, `${fault.mode}${fault.ms ? ` ${fault.ms} ms` : ""}`);
+    this.#save(state);
+    return state.faults;
+  }
+
+  async clearFaults(): Promise<void> {
+    const state = this.#load();
+    state.faults = [];
+    this.#event(state, "faults_cleared", "*");
     this.#save(state);
   }
 

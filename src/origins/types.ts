@@ -40,7 +40,15 @@ export interface PoolView {
   origins: Record<string, OriginRuntime>;
   /** Live sessions with stored state, by home region. */
   regions: Record<string, number>;
+  faults: Fault[];
   events: PoolEvent[];
 }
 
 export type MoveReason = "unhealthy" | "ejected" | "drained" | "removed" | "connect_failed" | "return_home";
+
+/** Development and test only: pretend part of the system is down or slow (see /__edge/faults). */
+export interface Fault {
+  target: string;
+  mode: "down" | "slow";
+  ms?: number;
+}

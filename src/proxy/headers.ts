@@ -20,7 +20,12 @@ const HOP_BY_HOP = new Set([
  * dropped, and only what the layer itself adds reaches the origin.
  */
 function isClientControlled(name: string): boolean {
-  return name.startsWith("x-edge-session") || name === "forwarded" || name.startsWith("x-forwarded-");
+  return (
+    name.startsWith("x-edge-session") ||
+    name.startsWith("x-edge-dev-") ||
+    name === "forwarded" ||
+    name.startsWith("x-forwarded-")
+  );
 }
 
 function connectionTokens(headers: Headers): Set<string> {

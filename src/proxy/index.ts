@@ -55,7 +55,7 @@ function tokenExpiry(cfg: EdgeConfig, s: LiveSession, nowSec: number): number {
 function needsNewToken(s: LiveSession, nowSec: number): boolean {
   const p = s.presented;
   if (!p) return true;
-  if (p.sid !== s.sid || p.oid !== s.oid || p.ep !== s.ep || p.reg !== s.reg) return true;
+  if (p.sid !== s.sid || p.oid !== s.oid || p.ep !== s.ep || p.reg !== s.reg || p.jur !== s.jur) return true;
   return nowSec >= p.iat + (p.exp - p.iat) / 2;
 }
 
@@ -69,7 +69,7 @@ export async function sessionTokenFor(
   const exp = tokenExpiry(cfg, s, nowSec);
   const token = await issueAffinityToken(
     { keys: cfg.keys, issuer: cfg.issuer, audience: cfg.affinityAudience },
-    { sid: s.sid, oid: s.oid, ep: s.ep, reg: s.reg, ct: s.ct, exp },
+    { sid: s.sid, oid: s.oid, ep: s.ep, reg: s.reg, ct: s.ct, exp, ...(s.jur === "eu" ? { jur: s.jur } : {}) },
     now,
   );
   return { token, maxAge: exp - nowSec };

@@ -13,7 +13,7 @@ import {
   steer,
   WeightedRoundRobin,
 } from "../origins/index.ts";
-import { commitChange, type LiveSession } from "../session/index.ts";
+import { commitChange, type LiveSession, type ObjectCall } from "../session/index.ts";
 
 type WaitUntil = (p: Promise<unknown>) => void;
 
@@ -109,13 +109,14 @@ export async function repin(
   to: OriginConfig,
   reason: MoveReason,
   waitUntil: WaitUntil,
+  call: ObjectCall,
 ): Promise<LiveSession> {
   const home = cfg.pool.failover === "temporary" && reason !== "return_home" ? (s.home ?? s.oid) : undefined;
   let next: LiveSession = { ...s, oid: to.id, moved: { from: s.oid, reason } };
   if (home !== undefined) next.home = home;
   else delete next.home;
   if (s.ver > 0 || home !== undefined || s.home !== undefined) {
-    const outcome = await commitChange(env, cfg, s, { assign: { oid: to.id, home: home ?? null } });
+    const outcome = await commitChange(env, cfg, s, { assign: { oid: to.id, home: home ?? null, reason } }, call);
     if (outcome.kind === "updated") {
       next = { ...outcome.session, moved: { from: s.oid, reason } };
       const deltas: Record<string, number> = outcome.created ? { [to.id]: 1 } : { [s.oid]: -1, [to.id]: 1 };

@@ -3,7 +3,16 @@ import { LOCATION_HINTS, type LocationHint } from "../config/index.ts";
 import { log } from "../log.ts";
 import { type AffinityClaims, newSessionId } from "../token/index.ts";
 import type { JsonObject } from "./merge-patch.ts";
-import type { EndReason, SessionChange, SessionMeta, SessionRecord, SessionRpc } from "./record.ts";
+import type {
+  EndReason,
+  Forward,
+  ReadResult,
+  SessionChange,
+  SessionMeta,
+  SessionRecord,
+  SessionRpc,
+  WriteResult,
+} from "./record.ts";
 
 export interface PresentedClaims {
   raw: string;
@@ -13,6 +22,7 @@ export interface PresentedClaims {
   oid: string;
   ep: number;
   reg: string;
+  jur?: string;
 }
 
 /** The session as the Worker handles it during one request. Times in seconds, as in the token. */
@@ -23,6 +33,8 @@ export interface LiveSession {
   /** Set while a `temporary` failover has the session away from this origin. */
   home?: string;
   reg: string;
+  /** Jurisdiction the session is pinned to, if any. */
+  jur?: string;
   ct: number;
   ver: number;
   data: JsonObject;
@@ -40,13 +52,18 @@ export type CommitOutcome =
   | { kind: "logged-out" }
   | { kind: "unchanged"; code: string; message: string };
 
+/** How many forward pointers (migrations, fences) a request follows before giving up. */
+const MAX_HOPS = 6;
+/** How long a write waits, in total, for a migration in progress to finish. */
+const MIGRATION_WAIT_MS = 5000;
+
 function isLocationHint(reg: string): reg is LocationHint {
   return (LOCATION_HINTS as readonly string[]).includes(reg);
 }
 
 /** One object per (sid, epoch): a later epoch (migration, failover) is a new object, never the same one moved. */
-export function sessionStub(env: Env, sid: string, ep: number, reg: string): SessionRpc {
-  const ns = env.SESSIONS;
+export function sessionStub(env: Env, sid: string, ep: number, reg: string, jur?: string): SessionRpc {
+  const ns = jur ? env.SESSIONS.jurisdiction(jur as DurableObjectJurisdiction) : env.SESSIONS;
   const id = ns.idFromName(`${sid}:${ep}`);
   const stub = isLocationHint(reg) ? ns.get(id, { locationHint: reg }) : ns.get(id);
   // The generated RPC stub type recurses through the JSON session document
@@ -54,7 +71,9 @@ export function sessionStub(env: Env, sid: string, ep: number, reg: string): Ses
   return stub as unknown as SessionRpc;
 }
 
-export function sessionMeta(cfg: EdgeConfig, s: Pick<LiveSession, "sid" | "ep" | "oid" | "reg" | "ct">): SessionMeta {
+export type SessionAt = Pick<LiveSession, "sid" | "ep" | "oid" | "reg" | "ct" | "jur">;
+
+export function sessionMeta(cfg: EdgeConfig, s: SessionAt): SessionMeta {
   return {
     sid: s.sid,
     epoch: s.ep,
@@ -65,16 +84,21 @@ export function sessionMeta(cfg: EdgeConfig, s: Pick<LiveSession, "sid" | "ep" |
     absoluteMs: cfg.absoluteTimeout * 1000,
     maxDataBytes: cfg.limits.sessionBytes,
     pool: cfg.pool.name,
+    ...(s.jur ? { jur: s.jur } : {}),
+    ...(cfg.migration.auto
+      ? { migrateAfter: { requests: cfg.migration.afterRequests, seconds: cfg.migration.afterSeconds } }
+      : {}),
   };
 }
 
-function fromRecord(r: SessionRecord, presented?: LiveSession["presented"]): LiveSession {
+export function fromRecord(r: SessionRecord, presented?: PresentedClaims): LiveSession {
   return {
     sid: r.sid,
     ep: r.epoch,
     oid: r.oid,
     ...(r.home !== undefined ? { home: r.home } : {}),
     reg: r.reg,
+    ...(r.jur !== undefined ? { jur: r.jur } : {}),
     ct: Math.floor(r.createdAt / 1000),
     ver: r.version,
     data: r.data,
@@ -85,18 +109,42 @@ function fromRecord(r: SessionRecord, presented?: LiveSession["presented"]): Liv
 }
 
 /** A brand-new session: nothing is stored until the origin first writes to it. */
-export function startSession(oid: string, reg: string, now = Date.now()): LiveSession {
-  return { sid: newSessionId(), ep: 1, oid, reg, ct: Math.floor(now / 1000), ver: 0, data: {} };
+export function startSession(oid: string, reg: string, jur?: string, now = Date.now()): LiveSession {
+  return {
+    sid: newSessionId(),
+    ep: 1,
+    oid,
+    reg,
+    ...(jur ? { jur } : {}),
+    ct: Math.floor(now / 1000),
+    ver: 0,
+    data: {},
+  };
 }
 
-/** Looks up the session a verified token names. One Durable Object call. */
+function follow(s: SessionAt, to: Forward): SessionAt {
+  const next: SessionAt = { ...s, ep: to.ep, reg: to.reg };
+  if (to.jur) next.jur = to.jur;
+  else delete next.jur;
+  return next;
+}
+
+/** The call to a session object, bounded by SESSION_TIMEOUT_MS; a hang counts as a failure (failover). */
+export type ObjectCall = <T>(at: SessionAt, call: (stub: SessionRpc) => Promise<T>) => Promise<T>;
+
+/**
+ * Looks up the session a verified token names: one Durable Object call in the
+ * steady state; after a migration or a fence, the forward pointers are
+ * followed (and the client gets a token for where the session is now).
+ */
 export async function resumeSession(
-  env: Env,
   cfg: EdgeConfig,
   claims: AffinityClaims,
   raw: string,
+  seenFrom: string,
+  call: ObjectCall,
 ): Promise<{ session: LiveSession } | { ended: EndReason }> {
-  const presented = {
+  const presented: PresentedClaims = {
     raw,
     iat: claims.iat,
     exp: claims.exp,
@@ -104,12 +152,59 @@ export async function resumeSession(
     oid: claims.oid,
     ep: claims.ep,
     reg: claims.reg,
+    ...(claims.jur ? { jur: claims.jur } : {}),
   };
-  const base = { sid: claims.sid, ep: claims.ep, oid: claims.oid, reg: claims.reg, ct: claims.ct };
-  const result = await sessionStub(env, claims.sid, claims.ep, claims.reg).read(sessionMeta(cfg, base));
-  if (result.kind === "ended") return { ended: result.reason };
-  if (result.kind === "fresh") return { session: { ...base, ver: 0, data: {}, presented } };
-  return { session: fromRecord(result.record, presented) };
+  let at: SessionAt = {
+    sid: claims.sid,
+    ep: claims.ep,
+    oid: claims.oid,
+    reg: claims.reg,
+    ct: claims.ct,
+    ...(claims.jur ? { jur: claims.jur } : {}),
+  };
+  for (let hop = 0; hop < MAX_HOPS; hop++) {
+    const here = at;
+    const result: ReadResult = await call(here, (stub) => stub.read(sessionMeta(cfg, here), seenFrom));
+    if (result.kind === "moved") {
+      at = follow(at, result.to);
+      continue;
+    }
+    if (result.kind === "ended") return { ended: result.reason };
+    if (result.kind === "fresh") return { session: { ...at, ver: 0, data: {}, presented } };
+    return { session: fromRecord(result.record, presented) };
+  }
+  throw new Error(`session ${claims.sid}: more than ${MAX_HOPS} forward pointers`);
+}
+
+/**
+ * Writes to wherever the session lives now: a frozen object (migration in
+ * progress) is waited for with backoff, a moved one is followed. A write is
+ * sent again only when the object answered that it did not apply it.
+ */
+async function writeFollowing(
+  cfg: EdgeConfig,
+  s: LiveSession,
+  change: SessionChange,
+  call: ObjectCall,
+): Promise<{ result: WriteResult; at: SessionAt }> {
+  let at: SessionAt = s;
+  let waited = 0;
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const here = at;
+    const result = await call(here, (stub) => stub.write(sessionMeta(cfg, here), change));
+    if (result.kind === "moved") {
+      at = follow(at, result.to);
+      continue;
+    }
+    if (result.kind === "migrating" && waited < MIGRATION_WAIT_MS) {
+      const pause = Math.min(25 * 2 ** attempt, 400);
+      await new Promise((r) => setTimeout(r, pause));
+      waited += pause;
+      continue;
+    }
+    return { result, at };
+  }
+  throw new Error(`session ${s.sid}: write kept being redirected`);
 }
 
 /**
@@ -121,7 +216,7 @@ async function adoptWithRetry(stub: SessionRpc, meta: SessionMeta, record: Sessi
   let last: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      const adopted = await stub.adopt(meta, record);
+      const adopted = await stub.adopt(meta, record, "rotation");
       if (adopted.kind === "ok") return adopted.record;
       last = new Error(`rotation target refused the session (${adopted.kind})`);
       break;
@@ -139,9 +234,10 @@ export async function commitChange(
   cfg: EdgeConfig,
   s: LiveSession,
   change: SessionChange,
+  call: ObjectCall,
   now = Date.now(),
 ): Promise<CommitOutcome> {
-  const result = await sessionStub(env, s.sid, s.ep, s.reg).write(sessionMeta(cfg, s), change);
+  const { result } = await writeFollowing(cfg, s, change, call);
   switch (result.kind) {
     case "ok":
       return {
@@ -152,12 +248,9 @@ export async function commitChange(
     case "destroyed":
       return { kind: "logged-out" };
     case "rotated": {
-      const next = startSession(result.record.oid, result.record.reg, now);
-      const adopted = await adoptWithRetry(
-        sessionStub(env, next.sid, next.ep, next.reg),
-        sessionMeta(cfg, next),
-        result.record,
-      );
+      const next = startSession(result.record.oid, result.record.reg, result.record.jur, now);
+      const stub = sessionStub(env, next.sid, next.ep, next.reg, next.jur);
+      const adopted = await adoptWithRetry(stub, sessionMeta(cfg, next), result.record);
       log("info", "session_rotated", { from: s.sid, to: next.sid, sub: adopted.sub });
       return { kind: "rotated", session: fromRecord(adopted) };
     }
@@ -171,5 +264,9 @@ export async function commitChange(
         code: "ERR_SESSION_ENDED",
         message: `session ended (${result.reason}) before the change`,
       };
+    case "migrating":
+      return { kind: "unchanged", code: "ERR_SESSION_MIGRATING", message: "the session is still migrating; try again" };
+    case "moved":
+      return { kind: "unchanged", code: "ERR_SESSION_MOVED", message: "too many forward pointers" };
   }
 }

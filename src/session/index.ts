@@ -2,6 +2,7 @@ export {
   type CommitOutcome,
   commitChange,
   type LiveSession,
+  type ObjectCall,
   resumeSession,
   sessionMeta,
   sessionStub,

@@ -1,6 +1,42 @@
+import type { SessionSnapshot } from "../replication/codec.ts";
 import { applyMergePatch, isJsonObject, type Json, type JsonObject } from "./merge-patch.ts";
 
 export type EndReason = "logout" | "rotated" | "idle" | "absolute" | "revoked";
+
+/** Where a session went: the object for (sid, ep) in region `reg` (and jurisdiction `jur`). */
+export interface Forward {
+  ep: number;
+  reg: string;
+  jur?: string;
+}
+
+/** One line of a session's own audit trail (bounded; newest last). */
+export interface AuditEntry {
+  at: number;
+  event:
+    | "created"
+    | "login"
+    | "logout"
+    | "repinned"
+    | "migrated_out"
+    | "migrated_in"
+    | "restored"
+    | "fenced"
+    | "revoked";
+  detail?: string;
+}
+
+export const MAX_AUDIT = 50;
+
+export function withAudit<T extends { audit?: AuditEntry[] }>(
+  r: T,
+  event: AuditEntry["event"],
+  detail?: string,
+  at = Date.now(),
+): T {
+  const audit = [...(r.audit ?? []), { at, event, ...(detail ? { detail } : {}) }];
+  return { ...r, audit: audit.slice(-MAX_AUDIT) };
+}
 
 /** The live session, as stored in its Durable Object. Times are epoch milliseconds. */
 export interface SessionRecord {
@@ -23,6 +59,23 @@ export interface SessionRecord {
   absoluteMs: number;
   /** Pool whose live-session counts include this session. */
   pool: string;
+  jur?: string;
+  /** Set while the state is being handed to the next epoch: writes wait, reads see the frozen state. */
+  migration?: { to: Forward; startedAt: number; trigger: string };
+  /** Where the client has been seen from, when that is not the home region (automatic migration). */
+  away?: { reg: string; since: number; count: number };
+  audit?: AuditEntry[];
+}
+
+/** Left behind by a migration, or by a fence after a restore elsewhere: it forwards, never accepts writes. */
+export interface SessionMoved {
+  status: "moved";
+  sid: string;
+  epoch: number;
+  to: Forward;
+  reason: "migrated" | "fenced";
+  movedAt: number;
+  purgeAt: number;
 }
 
 /** What is left after logout, rotation or revocation: enough to refuse the old tokens, no data. */
@@ -35,7 +88,7 @@ export interface SessionTombstone {
   purgeAt: number;
 }
 
-export type StoredSession = SessionRecord | SessionTombstone;
+export type StoredSession = SessionRecord | SessionTombstone | SessionMoved;
 
 /** Identity and limits the Worker knows from the token and config; a session object starts from it on first write. */
 export interface SessionMeta {
@@ -48,6 +101,9 @@ export interface SessionMeta {
   absoluteMs: number;
   maxDataBytes: number;
   pool: string;
+  jur?: string;
+  /** Automatic migration's hysteresis; absent when automatic migration is off. */
+  migrateAfter?: { requests: number; seconds: number };
 }
 
 export interface LoginDirective {
@@ -62,11 +118,12 @@ export interface SessionChange {
   login?: LoginDirective;
   logout?: true;
   /** Re-pin the session to another origin (its data untouched; the version does not move). */
-  assign?: { oid: string; home: string | null };
+  assign?: { oid: string; home: string | null; reason: string };
 }
 
 export type ReadResult =
   | { kind: "active"; record: SessionRecord }
+  | { kind: "moved"; to: Forward }
   | { kind: "fresh" }
   | { kind: "ended"; reason: EndReason };
 
@@ -75,6 +132,8 @@ export type WriteResult =
   | { kind: "rotated"; record: SessionRecord }
   | { kind: "destroyed" }
   | { kind: "ended"; reason: EndReason }
+  | { kind: "moved"; to: Forward }
+  | { kind: "migrating"; to: Forward }
   | { kind: "conflict"; version: number }
   | { kind: "rejected"; code: "ERR_SESSION_TOO_LARGE"; message: string };
 
@@ -125,6 +184,7 @@ export function newRecord(meta: SessionMeta, now: number): SessionRecord {
     idleMs: meta.idleMs,
     absoluteMs: meta.absoluteMs,
     pool: meta.pool,
+    ...(meta.jur ? { jur: meta.jur } : {}),
   };
 }
 
@@ -132,6 +192,11 @@ export function newRecord(meta: SessionMeta, now: number): SessionRecord {
 export function tombstoneFor(r: SessionRecord | SessionMeta, reason: EndReason, now: number): SessionTombstone {
   const purgeAt = Math.min(now + r.idleMs + SKEW_MS, r.createdAt + r.absoluteMs + SKEW_MS);
   return { status: "destroyed", sid: r.sid, epoch: r.epoch, reason, endedAt: now, purgeAt: Math.max(purgeAt, now) };
+}
+
+export function movedFrom(r: SessionRecord, to: Forward, reason: SessionMoved["reason"], now: number): SessionMoved {
+  const purgeAt = Math.min(now + r.idleMs + SKEW_MS, r.createdAt + r.absoluteMs + SKEW_MS);
+  return { status: "moved", sid: r.sid, epoch: r.epoch, to, reason, movedAt: now, purgeAt: Math.max(purgeAt, now) };
 }
 
 const encoder = new TextEncoder();
@@ -174,18 +239,32 @@ export function applyChange(
     else delete next.claims;
   }
   if (change.assign) {
+    next = withAudit(next, "repinned", `${r.oid} → ${change.assign.oid} (${change.assign.reason})`, now);
     next.oid = change.assign.oid;
     if (change.assign.home) next.home = change.assign.home;
     else delete next.home;
   }
+  if (change.login) next = withAudit(next, "login", change.login.sub, now);
   if (change.patch || change.login) next.version = r.version + 1;
   return { ok: true, record: next };
 }
 
 /** The session object's RPC surface, as the Worker calls it. */
 export interface SessionRpc {
-  read(meta: SessionMeta): Promise<ReadResult>;
+  read(meta: SessionMeta, seenFrom?: string): Promise<ReadResult>;
   write(meta: SessionMeta, change: SessionChange): Promise<WriteResult>;
-  adopt(meta: SessionMeta, from: SessionRecord): Promise<WriteResult>;
+  adopt(meta: SessionMeta, from: SessionRecord, via: "rotation" | "migration"): Promise<WriteResult>;
   revoke(meta: SessionMeta): Promise<WriteResult>;
+  migrate(to: Omit<Forward, "ep">, trigger: string): Promise<MigrateResult>;
+  restore(meta: SessionMeta, snapshot: SessionSnapshot, predecessors: Forward[]): Promise<WriteResult>;
+  fence(to: Forward): Promise<void>;
+  inspect(): Promise<StoredSession | undefined>;
 }
+
+export type MigrateResult =
+  | { kind: "migrated"; from: Forward; to: Forward; durationMs: number }
+  | { kind: "moved"; to: Forward }
+  | { kind: "pending"; to: Forward }
+  | { kind: "not_found" }
+  | { kind: "ended"; reason: EndReason }
+  | { kind: "refused"; code: string; message: string };

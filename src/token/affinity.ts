@@ -18,6 +18,8 @@ const AffinityClaimsSchema = z.object({
   reg: z.string().min(1).max(16),
   /** Session start (seconds), so the absolute lifetime survives token refreshes. */
   ct: z.number().int().nonnegative(),
+  /** Jurisdiction the session is pinned to (e.g. "eu"), when it is. */
+  jur: z.enum(["eu"]).optional(),
   iat: z.number(),
   exp: z.number(),
 });
@@ -28,6 +30,7 @@ export interface AffinityClaims {
   ep: number;
   reg: string;
   ct: number;
+  jur?: "eu";
   iat: number;
   exp: number;
 }
@@ -58,7 +61,15 @@ export async function issueAffinityToken(
   now = Date.now(),
 ): Promise<string> {
   const { signer } = ctx.keys;
-  return new SignJWT({ sid: claims.sid, oid: claims.oid, ep: claims.ep, reg: claims.reg, ct: claims.ct })
+  const body = {
+    sid: claims.sid,
+    oid: claims.oid,
+    ep: claims.ep,
+    reg: claims.reg,
+    ct: claims.ct,
+    ...(claims.jur ? { jur: claims.jur } : {}),
+  };
+  return new SignJWT(body)
     .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: AFFINITY_TYP })
     .setIssuer(ctx.issuer)
     .setAudience(ctx.audience)
