@@ -148,6 +148,7 @@ async function forward(
     tried.add(origin.id);
     const headers = await upstreamHeaders(cfg, x.rt.signer, request, session);
     try {
+      await injectedOriginFault(x, origin.id);
       const upstream = await fetchOrigin(origin.id, upstreamUrl(origin.url, request.url), {
         method: request.method,
         headers,
@@ -177,6 +178,17 @@ async function forward(
       if (!retryable || attempt >= cfg.pool.maxRetries) return { upstream: e.toResponse(), session };
     }
   }
+}
+
+/** Development and tests only: an origin marked down fails like a refused connection; slow waits first. */
+async function injectedOriginFault(x: RequestScope, oid: string): Promise<void> {
+  if (!x.cfg.faultInjection) return;
+  const fault = x.view?.faults.find((f) => f.target === `origin:${oid}`);
+  if (fault?.mode === "down")
+    throw new EdgeError("ERR_ORIGIN_UNREACHABLE", `origin ${oid} could not be reached (injected fault)`, {
+      status: 502,
+    });
+  if (fault?.mode === "slow") await new Promise((r) => setTimeout(r, fault.ms ?? 1000));
 }
 
 /** Step 6: what the origin asked of the session, applied; returns the session the client keeps (undefined: logged out). */
@@ -229,6 +241,14 @@ function clientRegion(request: Request, cfg: EdgeConfig): string {
   return locationHintFor(request.cf as ClientLocation | undefined, cfg.defaultRegion);
 }
 
+/** With JURISDICTIONS=eu, sessions started from EU countries are created (and stay) in the EU jurisdiction. */
+function jurisdictionFor(request: Request, cfg: EdgeConfig): "eu" | undefined {
+  if (cfg.jurisdictions !== "eu") return undefined;
+  const cf = request.cf as { isEUCountry?: string } | undefined;
+  const dev = cfg.isDevelopment && request.headers.get("x-edge-dev-eu") === "1";
+  return cf?.isEUCountry === "1" || dev ? "eu" : undefined;
+}
+
 async function proxy(c: Context<AppEnv>): Promise<Response> {
   const cfg = c.get("config");
   const request = c.req.raw;
@@ -258,7 +278,7 @@ async function proxy(c: Context<AppEnv>): Promise<Response> {
       });
     const origin = x.rt.router.pick(x.view, x.region);
     placement = origin ? { origin, fallback: false } : fallbackOrFail(cfg, "no origin can take new sessions");
-    session = newSessionFor(origin?.id ?? placement.origin.id, x.region, found.refused);
+    session = newSessionFor(origin?.id ?? placement.origin.id, x.region, found.refused, jurisdictionFor(request, cfg));
   }
 
   const forwarded = await forward(x, session, placement);

@@ -3,6 +3,7 @@ import type { AppEnv } from "../app-env.ts";
 import { requireAdmin } from "./auth.ts";
 import { validationHook } from "./openapi.ts";
 import { registerPoolRoutes } from "./pool-routes.ts";
+import { registerSessionRoutes } from "./session-routes.ts";
 import { VERSION } from "./version.ts";
 
 export { VERSION };
@@ -18,5 +19,6 @@ export function adminRoutes(): OpenAPIHono<AppEnv> {
   admin.doc31("/openapi.json", { openapi: "3.1.0", info: { title: "edge-session operator API", version: VERSION } });
   admin.use(requireAdmin());
   registerPoolRoutes(admin);
+  registerSessionRoutes(admin);
   return admin;
 }

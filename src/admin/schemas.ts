@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { LOCATION_HINTS } from "../config/schema.ts";
 
 export const ErrorSchema = z
   .object({ error: z.object({ code: z.string().openapi({ example: "ERR_INVALID_REQUEST" }), message: z.string() }) })
@@ -89,3 +90,61 @@ export const StatsSchema = z
     ),
   })
   .openapi("Stats");
+
+export const SessionViewSchema = z
+  .object({
+    sid: z.string(),
+    status: z.enum(["active", "migrating", "moved", "destroyed"]),
+    epoch: z.number(),
+    region: z.string(),
+    jurisdiction: z.string().nullable(),
+    reason: z.string().nullable(),
+    endedAt: z.string().nullable(),
+    origin: z.string().nullable(),
+    home: z.string().nullable().optional(),
+    version: z.number().nullable(),
+    sub: z.string().nullable(),
+    dataBytes: z.number().nullable(),
+    createdAt: z.string().nullable().optional(),
+    updatedAt: z.string().nullable().optional(),
+    lastSeen: z.string().nullable().optional(),
+    audit: z.array(z.object({ at: z.string(), event: z.string(), detail: z.string().nullable() })),
+    data: z.record(z.string(), z.unknown()).optional(),
+    claims: z.record(z.string(), z.unknown()).nullable().optional(),
+  })
+  .openapi("Session");
+
+export const MigrateRequestSchema = z
+  .strictObject({
+    region: z.enum(LOCATION_HINTS).optional(),
+    jurisdiction: z.enum(["eu"]).optional(),
+  })
+  .refine((b) => b.region !== undefined || b.jurisdiction !== undefined, {
+    message: "give region or jurisdiction",
+    path: ["region"],
+  })
+  .openapi("MigrateRequest");
+
+const ForwardSchema = z.object({ ep: z.number(), reg: z.string(), jur: z.string().optional() });
+
+export const MigrationResultSchema = z
+  .object({
+    status: z.enum(["migrated", "pending"]),
+    from: ForwardSchema.nullable(),
+    to: ForwardSchema,
+    durationMs: z.number().nullable(),
+  })
+  .openapi("MigrationResult");
+
+export const FaultSchema = z
+  .strictObject({
+    target: z
+      .string()
+      .regex(
+        /^(region:[a-z]+|origin:[A-Za-z0-9._-]+|session:[A-Za-z0-9_-]+)$/,
+        'must be "region:<hint>", "origin:<id>" or "session:<sid>"',
+      ),
+    mode: z.enum(["down", "slow"]),
+    ms: z.number().int().min(0).max(60_000).optional(),
+  })
+  .openapi("Fault");

@@ -1,6 +1,7 @@
 import type { EdgeConfig } from "../config/index.ts";
 import { log } from "../log.ts";
 import { type LiveSession, startSession } from "../session/index.ts";
+import { JURISDICTION_REGIONS } from "../session/migration.ts";
 import { type ForwardedClaims, type ForwardedSigner, issueAffinityToken } from "../token/index.ts";
 import { cleanResponseHeaders, isWebSocketUpgrade, upstreamRequestHeaders } from "./headers.ts";
 import { type TokenMode, writeToken } from "./transport.ts";
@@ -17,6 +18,7 @@ export function forwardedClaims(cfg: EdgeConfig, s: LiveSession): ForwardedClaim
   const claims: ForwardedClaims = { sid: s.sid, ver: s.ver, oid: s.oid, reg: s.reg, ep: s.ep };
   if (s.sub !== undefined) claims.sub = s.sub;
   if (s.claims !== undefined) claims.claims = s.claims;
+  if (s.jur !== undefined) claims.jur = s.jur;
   if (s.moved) {
     claims.prev_oid = s.moved.from;
     claims.reason = s.moved.reason;
@@ -99,8 +101,15 @@ export async function clientResponse(
 }
 
 /** A session for a client with no usable token; logged so refused tokens are visible. */
-export function newSessionFor(oid: string, reg: string, refused?: { code: string; message: string }): LiveSession {
-  const s = startSession(oid, reg);
+export function newSessionFor(
+  oid: string,
+  reg: string,
+  refused?: { code: string; message: string },
+  jur?: "eu",
+): LiveSession {
+  // A pinned session's home must be inside its jurisdiction.
+  const home = jur && !JURISDICTION_REGIONS[jur]?.includes(reg) ? (JURISDICTION_REGIONS[jur]?.[0] ?? reg) : reg;
+  const s = startSession(oid, home, jur);
   if (refused) log("info", "token_rejected", { code: refused.code, message: refused.message, new_sid: s.sid });
   return s;
 }

@@ -63,12 +63,36 @@ function isLocationHint(reg: string): reg is LocationHint {
 
 /** One object per (sid, epoch): a later epoch (migration, failover) is a new object, never the same one moved. */
 export function sessionStub(env: Env, sid: string, ep: number, reg: string, jur?: string): SessionRpc {
-  const ns = jur ? env.SESSIONS.jurisdiction(jur as DurableObjectJurisdiction) : env.SESSIONS;
-  const id = ns.idFromName(`${sid}:${ep}`);
+  const { ns, name } = namespaceFor(env, jur, `${sid}:${ep}`);
+  const id = ns.idFromName(name);
   const stub = isLocationHint(reg) ? ns.get(id, { locationHint: reg }) : ns.get(id);
   // The generated RPC stub type recurses through the JSON session document
   // deeply enough to stall tsc; the object implements SessionRpc, so say so.
   return stub as unknown as SessionRpc;
+}
+
+let emulationLogged = false;
+
+/**
+ * A jurisdiction-restricted namespace in production. workerd (wrangler dev,
+ * tests) does not implement jurisdictions and throws; there the object lives in
+ * the default namespace under a jurisdiction-prefixed name, which keeps pinned
+ * and unpinned sessions apart all the same.
+ */
+function namespaceFor(env: Env, jur: string | undefined, name: string): { ns: Env["SESSIONS"]; name: string } {
+  if (!jur) return { ns: env.SESSIONS, name };
+  try {
+    return { ns: env.SESSIONS.jurisdiction(jur as DurableObjectJurisdiction), name };
+  } catch (e) {
+    if (!emulationLogged) {
+      emulationLogged = true;
+      log("warn", "jurisdiction_emulated", {
+        jur,
+        message: `${String(e)}; using the default namespace with a "${jur}/" prefix`,
+      });
+    }
+    return { ns: env.SESSIONS, name: `${jur}/${name}` };
+  }
 }
 
 export type SessionAt = Pick<LiveSession, "sid" | "ep" | "oid" | "reg" | "ct" | "jur">;

@@ -226,14 +226,12 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
       idleMs: meta.idleMs,
       absoluteMs: meta.absoluteMs,
       pool: meta.pool,
-      ...(via === "rotation" ? { oid: meta.oid, createdAt: meta.createdAt, audit: [] } : {}),
+      ...(via === "rotation" ? { oid: meta.oid, createdAt: meta.createdAt } : {}),
     };
     if (meta.jur) record.jur = meta.jur;
     else delete record.jur;
-    record =
-      via === "rotation"
-        ? withAudit(record, "created", `by login rotation from ${from.sid}`, now)
-        : withAudit(record, "migrated_in", `from epoch ${from.epoch} in ${from.reg}`, now);
+    // Rotation keeps the history (its last line is the login that caused it); a migration adds its arrival.
+    if (via === "migration") record = withAudit(record, "migrated_in", `from epoch ${from.epoch} in ${from.reg}`, now);
     await this.#save(record);
     return { kind: "ok", record };
   }

@@ -15,6 +15,7 @@ export interface ForwardedClaims {
   oid: string;
   reg: string;
   ep: number;
+  jur?: string;
   sub?: string;
   claims?: Record<string, unknown>;
   data?: Record<string, unknown>;

@@ -1,0 +1,231 @@
+import { createRoute, z } from "@hono/zod-openapi";
+import { LOCATION_HINTS } from "../config/index.ts";
+import { EdgeError } from "../errors.ts";
+import { evacuateRegion, locateSession } from "../migration/index.ts";
+import { poolStub, poolView } from "../origins/index.ts";
+import { objectCaller } from "../replication/failover.ts";
+import { type AdminApp, errors, json, security } from "./openapi.ts";
+import { FaultSchema, MigrateRequestSchema, MigrationResultSchema, SessionViewSchema } from "./schemas.ts";
+import { sessionView } from "./sessions.ts";
+
+const SidParam = z.object({
+  sid: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{22,64}$/, "must be a session id")
+    .openapi({ param: { name: "sid", in: "path" } }),
+});
+const RegionParam = z.object({ region: z.enum(LOCATION_HINTS).openapi({ param: { name: "region", in: "path" } }) });
+
+const inspectRoute = createRoute({
+  method: "get",
+  path: "/sessions/{sid}",
+  summary: "One session: where it lives, its origin, version, sizes and audit trail (data only with ?data=true)",
+  security,
+  request: { params: SidParam, query: z.object({ data: z.enum(["true", "false"]).optional() }) },
+  responses: { 200: json(SessionViewSchema, "The session"), 400: errors[400], 401: errors[401], 404: errors[404] },
+});
+
+const revokeRoute = createRoute({
+  method: "delete",
+  path: "/sessions/{sid}",
+  summary: "Revoke a session: it ends on the server; its tokens open nothing",
+  security,
+  request: { params: SidParam },
+  responses: {
+    200: json(SessionViewSchema, "The ended session"),
+    401: errors[401],
+    404: errors[404],
+    409: errors[409],
+  },
+});
+
+const migrateRoute = createRoute({
+  method: "post",
+  path: "/sessions/{sid}/migrate",
+  summary: "Move a session's state to another region or jurisdiction",
+  security,
+  request: {
+    params: SidParam,
+    body: { content: { "application/json": { schema: MigrateRequestSchema } }, required: true },
+  },
+  responses: {
+    200: json(MigrationResultSchema, "Migrated"),
+    202: json(MigrationResultSchema, "Hand-over in progress; retried by the session"),
+    400: errors[400],
+    401: errors[401],
+    404: errors[404],
+    409: errors[409],
+  },
+});
+
+const evacuateRoute = createRoute({
+  method: "post",
+  path: "/regions/{region}/evacuate",
+  summary: "Migrate every session homed in a region; streams one JSON line per session, then a summary",
+  security,
+  request: {
+    params: RegionParam,
+    body: {
+      content: { "application/json": { schema: z.strictObject({ to: z.enum(LOCATION_HINTS).optional() }) } },
+      required: false,
+    },
+  },
+  responses: { 200: { description: "application/x-ndjson progress lines" }, 400: errors[400], 401: errors[401] },
+});
+
+const setFaultRoute = createRoute({
+  method: "post",
+  path: "/faults",
+  summary: "Development and tests only: mark a region's objects, an origin or a session as down or slow",
+  security,
+  request: { body: { content: { "application/json": { schema: FaultSchema } }, required: true } },
+  responses: {
+    200: json(z.object({ faults: z.array(FaultSchema) }), "Faults in force"),
+    400: errors[400],
+    401: errors[401],
+    403: errors[404],
+  },
+});
+
+const clearFaultsRoute = createRoute({
+  method: "delete",
+  path: "/faults",
+  summary: "Development and tests only: clear every injected fault",
+  security,
+  responses: { 200: json(z.object({ faults: z.array(FaultSchema) }), "No faults"), 401: errors[401], 403: errors[404] },
+});
+
+const unknownSession = (sid: string) => new EdgeError("ERR_UNKNOWN_SESSION", `no session ${sid}`, { status: 404 });
+
+export function registerSessionRoutes(admin: AdminApp): void {
+  admin.openapi(inspectRoute, async (c) => {
+    const cfg = c.get("config");
+    const { sid } = c.req.valid("param");
+    const view = await poolView(c.env, cfg);
+    const found = await locateSession(c.env, cfg, sid, objectCaller(c.env, cfg, view?.faults ?? []));
+    if (!found) throw unknownSession(sid);
+    return c.json(sessionView(found, c.req.valid("query").data === "true"), 200);
+  });
+
+  admin.openapi(revokeRoute, async (c) => {
+    const cfg = c.get("config");
+    const { sid } = c.req.valid("param");
+    const call = objectCaller(c.env, cfg, (await poolView(c.env, cfg))?.faults ?? []);
+    const found = await locateSession(c.env, cfg, sid, call);
+    if (!found) throw unknownSession(sid);
+    if (found.stored.status !== "active")
+      throw new EdgeError("ERR_SESSION_ENDED", `session ${sid} has already ended`, { status: 409 });
+    const active = found.stored;
+    await call(found.at, (stub) =>
+      stub.revoke({
+        sid,
+        epoch: found.at.ep,
+        oid: active.oid,
+        reg: active.reg,
+        createdAt: active.createdAt,
+        idleMs: active.idleMs,
+        absoluteMs: active.absoluteMs,
+        maxDataBytes: cfg.limits.sessionBytes,
+        pool: active.pool,
+      }),
+    );
+    c.executionCtx.waitUntil(
+      poolStub(c.env, cfg)
+        .adjustSessions({ [active.oid]: -1 }, { [active.reg]: -1 })
+        .catch(() => {}),
+    );
+    const after = await locateSession(c.env, cfg, sid, call);
+    if (!after) throw unknownSession(sid);
+    return c.json(sessionView(after, false), 200);
+  });
+
+  admin.openapi(migrateRoute, async (c) => {
+    const cfg = c.get("config");
+    const { sid } = c.req.valid("param");
+    const body = c.req.valid("json");
+    const call = objectCaller(c.env, cfg, (await poolView(c.env, cfg))?.faults ?? []);
+    const found = await locateSession(c.env, cfg, sid, call);
+    if (!found) throw unknownSession(sid);
+    if (found.stored.status !== "active")
+      throw new EdgeError("ERR_SESSION_ENDED", `session ${sid} has ended`, { status: 409 });
+    const current = found.stored;
+    const reg =
+      body.region ?? (body.jurisdiction === "eu" && !["weur", "eeur"].includes(current.reg) ? "weur" : current.reg);
+    if (reg === current.reg && (body.jurisdiction ?? current.jur) === current.jur)
+      throw new EdgeError("ERR_ALREADY_THERE", `session ${sid} already lives in ${reg}`, { status: 409 });
+    const target = { reg, ...(body.jurisdiction ? { jur: body.jurisdiction } : {}) };
+    const result = await call(found.at, (stub) => stub.migrate(target, "operator"));
+    switch (result.kind) {
+      case "migrated":
+        return c.json(
+          { status: "migrated" as const, from: result.from, to: result.to, durationMs: result.durationMs },
+          200,
+        );
+      case "pending":
+        return c.json({ status: "pending" as const, from: null, to: result.to, durationMs: null }, 202);
+      case "refused":
+        throw new EdgeError(result.code, result.message, { status: 409 });
+      case "ended":
+        throw new EdgeError("ERR_SESSION_ENDED", `session ${sid} has ended (${result.reason})`, { status: 409 });
+      case "moved":
+        throw new EdgeError("ERR_SESSION_MOVED", `session ${sid} moved while this call ran; try again`, {
+          status: 409,
+        });
+      case "not_found":
+        throw unknownSession(sid);
+    }
+  });
+
+  admin.openapi(evacuateRoute, async (c) => {
+    const cfg = c.get("config");
+    const { region } = c.req.valid("param");
+    const to = c.req.valid("json")?.to;
+    const call = objectCaller(c.env, cfg, (await poolView(c.env, cfg))?.faults ?? []);
+    const encoder = new TextEncoder();
+    const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+    const run = async () => {
+      const writer = writable.getWriter();
+      const totals = { migrated: 0, skipped: 0, failed: 0 };
+      try {
+        for await (const line of evacuateRegion(c.env, cfg, region, to, call)) {
+          totals[line.status] += 1;
+          await writer.write(encoder.encode(`${JSON.stringify(line)}\n`));
+        }
+        await writer.write(encoder.encode(`${JSON.stringify({ done: true, region, ...totals })}\n`));
+      } catch (e) {
+        await writer.write(encoder.encode(`${JSON.stringify({ done: false, region, error: String(e), ...totals })}\n`));
+      } finally {
+        await writer.close();
+      }
+    };
+    // Not waitUntil: the streamed response keeps the request alive while it is read, and backpressure
+    // paces the migrations to the reader. A client that disconnects stops the evacuation (re-run it: it resumes).
+    void run().catch(() => {});
+    return new Response(readable, { status: 200, headers: { "content-type": "application/x-ndjson; charset=utf-8" } });
+  });
+
+  const requireFaults = (enabled: boolean) => {
+    if (!enabled)
+      throw new EdgeError(
+        "ERR_FAULT_INJECTION_DISABLED",
+        "fault injection is off (ENVIRONMENT=development or FAULT_INJECTION=true outside production)",
+        {
+          status: 403,
+        },
+      );
+  };
+
+  admin.openapi(setFaultRoute, async (c) => {
+    const cfg = c.get("config");
+    requireFaults(cfg.faultInjection);
+    const faults = await poolStub(c.env, cfg).setFault(c.req.valid("json"));
+    return c.json({ faults }, 200);
+  });
+
+  admin.openapi(clearFaultsRoute, async (c) => {
+    const cfg = c.get("config");
+    requireFaults(cfg.faultInjection);
+    await poolStub(c.env, cfg).clearFaults();
+    return c.json({ faults: [] }, 200);
+  });
+}

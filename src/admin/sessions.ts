@@ -1,0 +1,56 @@
+import type { Located } from "../migration/index.ts";
+
+const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
+
+/** What an operator sees of one session; data only when asked for. */
+export function sessionView({ at, stored }: Located, withData: boolean) {
+  const base = {
+    sid: stored.sid,
+    status: stored.status,
+    epoch: stored.epoch,
+    region: at.reg,
+    jurisdiction: at.jur ?? null,
+  };
+  if (stored.status === "destroyed")
+    return {
+      ...base,
+      reason: stored.reason,
+      endedAt: iso(stored.endedAt),
+      origin: null,
+      version: null,
+      sub: null,
+      dataBytes: null,
+      audit: [],
+    };
+  if (stored.status === "moved")
+    return {
+      ...base,
+      reason: stored.reason,
+      endedAt: iso(stored.movedAt),
+      origin: null,
+      version: null,
+      sub: null,
+      dataBytes: null,
+      audit: [],
+    };
+  return {
+    ...base,
+    status: stored.migration ? ("migrating" as const) : ("active" as const),
+    reason: null,
+    endedAt: null,
+    origin: stored.oid,
+    home: stored.home ?? null,
+    version: stored.version,
+    sub: stored.sub ?? null,
+    dataBytes: stored.dataBytes,
+    createdAt: iso(stored.createdAt),
+    updatedAt: iso(stored.updatedAt),
+    lastSeen: iso(stored.lastSeen),
+    audit: (stored.audit ?? []).map((e) => ({
+      at: new Date(e.at).toISOString(),
+      event: e.event,
+      detail: e.detail ?? null,
+    })),
+    ...(withData ? { data: stored.data, claims: stored.claims ?? null } : {}),
+  };
+}
