@@ -11,7 +11,14 @@ export default defineConfig({
       {
         // Inside workerd: real Durable Objects and KV, the Worker's own code, real origins over loopback.
         plugins: [
-          cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings: { SNAPSHOT_KEY } } }),
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              bindings: { SNAPSHOT_KEY },
+              // A small limit, so a test can reach it; tests that send no client address are not limited.
+              ratelimits: { NEW_SESSIONS: { namespace_id: "1001", simple: { limit: 5, period: 60 } } },
+            },
+          }),
         ],
         test: {
           name: "worker",

@@ -1,5 +1,6 @@
 import { type Context, Hono } from "hono";
 import { HTTPException } from "hono/http-exception";
+import { clientFingerprint, limitNewSessions } from "./abuse/index.ts";
 import { adminRoutes } from "./admin/index.ts";
 import type { AppEnv } from "./app-env.ts";
 import { type EdgeConfig, LOCATION_HINTS, loadConfig } from "./config/index.ts";
@@ -49,6 +50,8 @@ interface RequestScope {
   waitUntil: (p: Promise<unknown>) => void;
   /** Calls a session object with the timeout, retry and (in development) injected faults. */
   call: ObjectCall;
+  /** The client's binding digest when CLIENT_BINDING is on. */
+  binding: string | undefined;
 }
 
 /**
@@ -67,6 +70,10 @@ async function sessionFor(
     presented.token,
   );
   if (!verified.ok) return { refused: { code: verified.code, message: verified.message } };
+  if (x.binding !== verified.claims.cb)
+    return {
+      refused: { code: "ERR_TOKEN_BINDING", message: "the token was issued to a different client (CLIENT_BINDING)" },
+    };
   let resumed: Awaited<ReturnType<typeof resumeSession>>;
   try {
     resumed = await resumeSession(cfg, verified.claims, presented.token, x.region, x.call);
@@ -262,6 +269,7 @@ async function proxy(c: Context<AppEnv>): Promise<Response> {
     view,
     waitUntil: (p) => c.executionCtx.waitUntil(p),
     call: objectCaller(c.env, cfg, view?.faults ?? []),
+    binding: await clientFingerprint(request, cfg),
   };
 
   const presented = readPresentedToken(request.headers, cfg.cookieName);
@@ -276,13 +284,17 @@ async function proxy(c: Context<AppEnv>): Promise<Response> {
         status: 401,
         report: false,
       });
+    await limitNewSessions(c.env, request);
     const origin = x.rt.router.pick(x.view, x.region);
     placement = origin ? { origin, fallback: false } : fallbackOrFail(cfg, "no origin can take new sessions");
     session = newSessionFor(origin?.id ?? placement.origin.id, x.region, found.refused, jurisdictionFor(request, cfg));
   }
 
+  if (x.binding) session = { ...session, cb: x.binding };
   const forwarded = await forward(x, session, placement);
-  const kept = await applyOriginDirectives(x, forwarded.session, forwarded.upstream);
+  const applied = await applyOriginDirectives(x, forwarded.session, forwarded.upstream);
+  // Whatever session the client keeps (a rotated one included), its token carries this client's binding.
+  const kept = applied && x.binding ? { ...applied, cb: x.binding } : applied;
   return clientResponse(cfg, forwarded.upstream, presented.mode, kept);
 }
 

@@ -22,6 +22,8 @@ export interface EdgeLimits {
   patchBytes: number;
   /** Largest session document (serialized `data`). */
   sessionBytes: number;
+  /** Most keys, at any depth, in a session document. */
+  sessionKeys: number;
 }
 
 export interface EdgeConfig {
@@ -50,6 +52,7 @@ export interface EdgeConfig {
   faultInjection: boolean;
   migration: { auto: boolean; afterRequests: number; afterSeconds: number };
   jurisdictions: "none" | "eu";
+  clientBinding: "off" | "ua" | "ip" | "ua+ip" | "ja4";
 }
 
 export interface PoolSettings {
@@ -195,6 +198,7 @@ export async function parseConfig(env: Record<string, unknown>): Promise<EdgeCon
       forwardedDataBytes: raw.FORWARDED_DATA_MAX_BYTES,
       patchBytes: raw.MAX_PATCH_BYTES,
       sessionBytes: raw.MAX_SESSION_BYTES,
+      sessionKeys: raw.MAX_SESSION_KEYS,
     },
     defaultRegion: raw.DEFAULT_REGION,
     snapshots: await loadSnapshotKey(raw.SNAPSHOT_KEY, isDevelopment),
@@ -207,6 +211,7 @@ export async function parseConfig(env: Record<string, unknown>): Promise<EdgeCon
       afterSeconds: raw.MIGRATE_AFTER_SECONDS,
     },
     jurisdictions: raw.JURISDICTIONS,
+    clientBinding: raw.CLIENT_BINDING,
     pool: {
       name: raw.POOL_NAME,
       cacheSeconds: raw.POOL_CACHE_SECONDS,

@@ -141,6 +141,9 @@ export const EnvSchema = z.object({
   MIGRATE_AFTER_SECONDS: seconds(0, 86_400).default(30),
   /** "eu": sessions created from EU countries live in the EU jurisdiction and never leave it. */
   JURISDICTIONS: z.enum(["none", "eu"]).default("none"),
+  /** Most keys (at any depth) a session document may hold. */
+  MAX_SESSION_KEYS: seconds(1, 100_000).default(1000),
+  CLIENT_BINDING: z.enum(["off", "ua", "ip", "ua+ip", "ja4"]).default("off"),
 });
 export const FallbackOriginSchema = z.strictObject({ id: OriginSchema.shape.id, url: originUrl });
 

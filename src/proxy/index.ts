@@ -57,7 +57,8 @@ function tokenExpiry(cfg: EdgeConfig, s: LiveSession, nowSec: number): number {
 function needsNewToken(s: LiveSession, nowSec: number): boolean {
   const p = s.presented;
   if (!p) return true;
-  if (p.sid !== s.sid || p.oid !== s.oid || p.ep !== s.ep || p.reg !== s.reg || p.jur !== s.jur) return true;
+  if (p.sid !== s.sid || p.oid !== s.oid || p.ep !== s.ep || p.reg !== s.reg || p.jur !== s.jur || p.cb !== s.cb)
+    return true;
   return nowSec >= p.iat + (p.exp - p.iat) / 2;
 }
 
@@ -71,7 +72,16 @@ export async function sessionTokenFor(
   const exp = tokenExpiry(cfg, s, nowSec);
   const token = await issueAffinityToken(
     { keys: cfg.keys, issuer: cfg.issuer, audience: cfg.affinityAudience },
-    { sid: s.sid, oid: s.oid, ep: s.ep, reg: s.reg, ct: s.ct, exp, ...(s.jur === "eu" ? { jur: s.jur } : {}) },
+    {
+      sid: s.sid,
+      oid: s.oid,
+      ep: s.ep,
+      reg: s.reg,
+      ct: s.ct,
+      exp,
+      ...(s.jur === "eu" ? { jur: s.jur } : {}),
+      ...(s.cb ? { cb: s.cb } : {}),
+    },
     now,
   );
   return { token, maxAge: exp - nowSec };

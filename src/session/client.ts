@@ -23,6 +23,7 @@ export interface PresentedClaims {
   ep: number;
   reg: string;
   jur?: string;
+  cb?: string;
 }
 
 /** The session as the Worker handles it during one request. Times in seconds, as in the token. */
@@ -35,6 +36,8 @@ export interface LiveSession {
   reg: string;
   /** Jurisdiction the session is pinned to, if any. */
   jur?: string;
+  /** This request's client binding digest (CLIENT_BINDING), carried into the token. */
+  cb?: string;
   ct: number;
   ver: number;
   data: JsonObject;
@@ -107,6 +110,7 @@ export function sessionMeta(cfg: EdgeConfig, s: SessionAt): SessionMeta {
     idleMs: cfg.idleTimeout * 1000,
     absoluteMs: cfg.absoluteTimeout * 1000,
     maxDataBytes: cfg.limits.sessionBytes,
+    maxKeys: cfg.limits.sessionKeys,
     pool: cfg.pool.name,
     ...(s.jur ? { jur: s.jur } : {}),
     ...(cfg.migration.auto
@@ -177,6 +181,7 @@ export async function resumeSession(
     ep: claims.ep,
     reg: claims.reg,
     ...(claims.jur ? { jur: claims.jur } : {}),
+    ...(claims.cb ? { cb: claims.cb } : {}),
   };
   let at: SessionAt = {
     sid: claims.sid,

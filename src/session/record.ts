@@ -100,6 +100,8 @@ export interface SessionMeta {
   idleMs: number;
   absoluteMs: number;
   maxDataBytes: number;
+  /** Most keys (at any depth) in the document; absent: no limit beyond the bytes. */
+  maxKeys?: number;
   pool: string;
   jur?: string;
   /** Automatic migration's hysteresis; absent when automatic migration is off. */
@@ -135,7 +137,7 @@ export type WriteResult =
   | { kind: "moved"; to: Forward }
   | { kind: "migrating"; to: Forward }
   | { kind: "conflict"; version: number }
-  | { kind: "rejected"; code: "ERR_SESSION_TOO_LARGE"; message: string };
+  | { kind: "rejected"; code: "ERR_SESSION_TOO_LARGE" | "ERR_SESSION_TOO_MANY_KEYS"; message: string };
 
 /** Tokens carry at most this much clock skew past their exp (ms). */
 export const SKEW_MS = 10_000;
@@ -201,6 +203,12 @@ export function movedFrom(r: SessionRecord, to: Forward, reason: SessionMoved["r
 
 const encoder = new TextEncoder();
 
+export function keyCount(value: Json): number {
+  if (Array.isArray(value)) return value.reduce<number>((n, v) => n + keyCount(v), 0);
+  if (isJsonObject(value)) return Object.values(value).reduce<number>((n, v) => n + 1 + keyCount(v), 0);
+  return 0;
+}
+
 export function byteLength(value: Json): number {
   return encoder.encode(JSON.stringify(value)).byteLength;
 }
@@ -214,6 +222,7 @@ export function applyChange(
   change: SessionChange,
   maxDataBytes: number,
   now: number,
+  maxKeys = Number.POSITIVE_INFINITY,
 ): { ok: true; record: SessionRecord } | { ok: false; result: WriteResult } {
   if (change.ifVersion !== undefined && change.ifVersion !== r.version)
     return { ok: false, result: { kind: "conflict", version: r.version } };
@@ -229,6 +238,16 @@ export function applyChange(
           kind: "rejected",
           code: "ERR_SESSION_TOO_LARGE",
           message: `session data would be ${dataBytes} bytes; the limit is ${maxDataBytes}`,
+        },
+      };
+    const keys = keyCount(data2);
+    if (keys > maxKeys)
+      return {
+        ok: false,
+        result: {
+          kind: "rejected",
+          code: "ERR_SESSION_TOO_MANY_KEYS",
+          message: `session data would hold ${keys} keys; the limit is ${maxKeys}`,
         },
       };
     next = { ...next, data: data2, dataBytes };

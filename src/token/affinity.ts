@@ -20,6 +20,8 @@ const AffinityClaimsSchema = z.object({
   ct: z.number().int().nonnegative(),
   /** Jurisdiction the session is pinned to (e.g. "eu"), when it is. */
   jur: z.enum(["eu"]).optional(),
+  /** Client binding: a digest of the coarse client fingerprint (CLIENT_BINDING), when binding is on. */
+  cb: z.string().max(64).optional(),
   iat: z.number(),
   exp: z.number(),
 });
@@ -31,6 +33,7 @@ export interface AffinityClaims {
   reg: string;
   ct: number;
   jur?: "eu";
+  cb?: string;
   iat: number;
   exp: number;
 }
@@ -43,7 +46,8 @@ export type TokenRejection =
   | "ERR_TOKEN_KID"
   | "ERR_TOKEN_SIGNATURE"
   | "ERR_TOKEN_EXPIRED"
-  | "ERR_TOKEN_CLAIMS";
+  | "ERR_TOKEN_CLAIMS"
+  | "ERR_TOKEN_BINDING";
 
 export type AffinityVerification =
   | { ok: true; claims: AffinityClaims }
@@ -68,6 +72,7 @@ export async function issueAffinityToken(
     reg: claims.reg,
     ct: claims.ct,
     ...(claims.jur ? { jur: claims.jur } : {}),
+    ...(claims.cb ? { cb: claims.cb } : {}),
   };
   return new SignJWT(body)
     .setProtectedHeader({ alg: signer.alg, kid: signer.kid, typ: AFFINITY_TYP })
