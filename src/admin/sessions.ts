@@ -1,4 +1,5 @@
 import type { Located } from "../migration/index.ts";
+import type { AuditEntry } from "../session/record.ts";
 
 const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
 
@@ -11,6 +12,8 @@ export function sessionView({ at, stored }: Located, withData: boolean) {
     region: at.reg,
     jurisdiction: at.jur ?? null,
   };
+  const trail = (audit: AuditEntry[] | undefined) =>
+    (audit ?? []).map((e) => ({ at: new Date(e.at).toISOString(), event: e.event, detail: e.detail ?? null }));
   if (stored.status === "destroyed")
     return {
       ...base,
@@ -20,7 +23,7 @@ export function sessionView({ at, stored }: Located, withData: boolean) {
       version: null,
       sub: null,
       dataBytes: null,
-      audit: [],
+      audit: trail(stored.audit),
     };
   if (stored.status === "moved")
     return {
@@ -46,11 +49,7 @@ export function sessionView({ at, stored }: Located, withData: boolean) {
     createdAt: iso(stored.createdAt),
     updatedAt: iso(stored.updatedAt),
     lastSeen: iso(stored.lastSeen),
-    audit: (stored.audit ?? []).map((e) => ({
-      at: new Date(e.at).toISOString(),
-      event: e.event,
-      detail: e.detail ?? null,
-    })),
+    audit: trail(stored.audit),
     ...(withData ? { data: stored.data, claims: stored.claims ?? null } : {}),
   };
 }

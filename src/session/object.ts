@@ -6,6 +6,7 @@ import { putSnapshot, readFence, SNAPSHOT_INTERVAL_MS, snapshotKeyFor } from "..
 import { sessionStub } from "./client.ts";
 import { awayAfter, jurisdictionAllows, shouldFollow } from "./migration.ts";
 import {
+  type AuditEntry,
   applyChange,
   type EndReason,
   expiryReason,
@@ -90,8 +91,17 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
     else await this.ctx.storage.setAlarm(at);
   }
 
+  /** One JSON log line per audit entry a save adds: the trail in the logs matches the one in the API. */
+  #logAudit(before: StoredSession | undefined, after: { sid: string; epoch: number; audit?: AuditEntry[] }): void {
+    const seen = before && "audit" in before ? (before.audit?.at(-1)?.n ?? 0) : 0;
+    for (const e of after.audit ?? [])
+      if ((e.n ?? 0) > seen)
+        log("info", "session_audit", { sid: after.sid, epoch: after.epoch, what: e.event, detail: e.detail ?? null });
+  }
+
   /** Stores the record and owes KV a snapshot of it, no sooner than one interval after the last. */
   async #save(record: SessionRecord, changed = true): Promise<void> {
+    this.#logAudit(this.#load(), record);
     this.ctx.storage.kv.put(KEY, record);
     if (changed) {
       const t = this.#timers();
@@ -109,7 +119,9 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
       // Every token for it has expired by now (see idleDeadline): nothing needs to remain.
       await this.#purge();
     } else {
-      this.ctx.storage.kv.put(KEY, tombstoneFor(stored, reason, now));
+      const tombstone = tombstoneFor(stored, reason, now);
+      this.#logAudit(this.#load(), tombstone);
+      this.ctx.storage.kv.put(KEY, tombstone);
       this.ctx.storage.kv.delete(TIMERS);
       await this.#reschedule();
     }

@@ -17,6 +17,7 @@ export interface AuditEntry {
     | "created"
     | "login"
     | "logout"
+    | "rotated"
     | "repinned"
     | "migrated_out"
     | "migrated_in"
@@ -24,6 +25,8 @@ export interface AuditEntry {
     | "fenced"
     | "revoked";
   detail?: string;
+  /** Running count, so the object can log exactly the entries a save adds. */
+  n?: number;
 }
 
 export const MAX_AUDIT = 50;
@@ -34,7 +37,8 @@ export function withAudit<T extends { audit?: AuditEntry[] }>(
   detail?: string,
   at = Date.now(),
 ): T {
-  const audit = [...(r.audit ?? []), { at, event, ...(detail ? { detail } : {}) }];
+  const n = (r.audit?.at(-1)?.n ?? r.audit?.length ?? 0) + 1;
+  const audit = [...(r.audit ?? []), { at, event, n, ...(detail ? { detail } : {}) }];
   return { ...r, audit: audit.slice(-MAX_AUDIT) };
 }
 
@@ -86,6 +90,8 @@ export interface SessionTombstone {
   reason: EndReason;
   endedAt: number;
   purgeAt: number;
+  /** The trail up to and including the end, kept (without data) for the operator until the purge. */
+  audit?: AuditEntry[];
 }
 
 export type StoredSession = SessionRecord | SessionTombstone | SessionMoved;
@@ -193,7 +199,17 @@ export function newRecord(meta: SessionMeta, now: number): SessionRecord {
 /** Tokens issued so far expire by now + idle; keep the tombstone that long, but never past the absolute end. */
 export function tombstoneFor(r: SessionRecord | SessionMeta, reason: EndReason, now: number): SessionTombstone {
   const purgeAt = Math.min(now + r.idleMs + SKEW_MS, r.createdAt + r.absoluteMs + SKEW_MS);
-  return { status: "destroyed", sid: r.sid, epoch: r.epoch, reason, endedAt: now, purgeAt: Math.max(purgeAt, now) };
+  const event: AuditEntry["event"] = reason === "logout" ? "logout" : reason === "rotated" ? "rotated" : "revoked";
+  const { audit } = withAudit({ audit: "audit" in r ? r.audit : [] }, event, reason, now);
+  return {
+    status: "destroyed",
+    sid: r.sid,
+    epoch: r.epoch,
+    reason,
+    endedAt: now,
+    purgeAt: Math.max(purgeAt, now),
+    audit,
+  };
 }
 
 export function movedFrom(r: SessionRecord, to: Forward, reason: SessionMoved["reason"], now: number): SessionMoved {

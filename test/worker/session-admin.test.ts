@@ -71,3 +71,34 @@ describe("/__edge/openapi.json", () => {
     );
   });
 });
+
+describe("the per-session audit trail", () => {
+  it("records created, login, re-pin, migration and logout, in the API and as one JSON log line each", async () => {
+    const { vi } = await import("vitest");
+    const logged = vi.spyOn(console, "log");
+    const origins = await spawnOrigins(2);
+    const e = poolEnv(origins, { AUTO_MIGRATE: "false" });
+    const client = new BrowserClient(e);
+    await client.send("/", loginWith({ n: 1 }));
+    const sid = String((await sessionOf(client)).sid);
+    await admin(e, "POST", `/sessions/${sid}/migrate`, { region: "weur" });
+    const home = String((await sessionOf(client)).oid);
+    await admin(e, "POST", `/origins/${home}/drain`, { in: 0 });
+    await sessionOf(client);
+    await client.send("/", { respond: { headers: { "x-edge-session-logout": "1" } } });
+
+    const view = (await (await admin(e, "GET", `/sessions/${sid}`)).json()) as {
+      status: string;
+      audit: { event: string; detail: string | null }[];
+    };
+    expect(view.status).toBe("destroyed");
+    expect(view.audit.map((a) => a.event)).toEqual(["created", "login", "migrated_in", "repinned", "logout"]);
+    expect(view.audit.find((a) => a.event === "repinned")?.detail).toMatch(/\(drained\)$/);
+    const lines = logged.mock.calls
+      .map((c) => String(c[0]))
+      .filter((l) => l.includes('"event":"session_audit"') && l.includes(sid))
+      .map((l) => (JSON.parse(l) as { what: string }).what);
+    expect(lines).toEqual(expect.arrayContaining(["migrated_in", "repinned", "logout"]));
+    vi.restoreAllMocks();
+  });
+});
