@@ -11,9 +11,9 @@ export function poolStub(env: Env, cfg: EdgeConfig): PoolRpc {
 interface CachedView {
   view: PoolView | undefined;
   at: number;
-  pending: Promise<PoolView | undefined> | undefined;
 }
 
+/** Plain data only: a pending RPC must never be shared between requests (see poolView). */
 const cache = new Map<string, CachedView>();
 
 /**
@@ -21,33 +21,25 @@ const cache = new Map<string, CachedView>();
  * If the pool object cannot be reached, the last view is used (or none, which
  * treats every origin as healthy): the control plane failing must not take the
  * data plane down with it.
+ *
+ * Only the resolved view is shared between requests, never the in-flight call:
+ * I/O belongs to the request that started it, and a request awaiting another
+ * request's RPC hangs if that request ends first ("Cannot perform I/O on behalf
+ * of a different request"). Requests that find the copy stale at the same moment
+ * each refresh it, which costs a few extra calls per interval.
  */
 export async function poolView(env: Env, cfg: EdgeConfig, now = Date.now()): Promise<PoolView | undefined> {
   const key = cfg.pool.name;
-  let entry = cache.get(key);
-  if (!entry) {
-    entry = { view: undefined, at: 0, pending: undefined };
-    cache.set(key, entry);
+  const entry = cache.get(key);
+  if (entry?.view && now - entry.at < cfg.pool.cacheSeconds * 1000) return entry.view;
+  try {
+    const view = await poolStub(env, cfg).view(cfg.origins);
+    cache.set(key, { view, at: Date.now() });
+    return view;
+  } catch (err) {
+    log("warn", "pool_view_failed", { pool: key, message: String(err) });
+    return entry?.view;
   }
-  if (entry.view && now - entry.at < cfg.pool.cacheSeconds * 1000) return entry.view;
-  if (!entry.pending) {
-    const e = entry;
-    e.pending = poolStub(env, cfg)
-      .view(cfg.origins)
-      .then((view) => {
-        e.view = view;
-        e.at = Date.now();
-        return view;
-      })
-      .catch((err: unknown) => {
-        log("warn", "pool_view_failed", { pool: key, message: String(err) });
-        return e.view;
-      })
-      .finally(() => {
-        e.pending = undefined;
-      });
-  }
-  return entry.pending;
 }
 
 /** Forget this isolate's copy, after an operator change made here. */
