@@ -323,6 +323,12 @@ export function createApp(): Hono<AppEnv> {
   // Origins cache the key set; five minutes, so a key published before it signs is seen in time (see docs/keys.md).
   app.get(JWKS_PATH, (c) => c.json(c.get("config").keys.jwks, 200, { "cache-control": "public, max-age=300" }));
   app.route("/__edge", adminRoutes());
+  // The layer's own prefixes never reach an origin: a mistyped operator path (with its admin
+  // token or cookie) must be a 404 here, not a request forwarded upstream.
+  for (const reserved of ["/__edge", "/__edge/*", "/.well-known/edge-session/*"])
+    app.all(reserved, (c) => {
+      throw new EdgeError("ERR_NOT_FOUND", `no such path: ${c.req.path}`, { status: 404, report: false });
+    });
   app.all("*", proxy);
   app.onError(onError);
   return app;

@@ -1,6 +1,7 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { AppEnv } from "../app-env.ts";
 import { requireAdmin } from "./auth.ts";
+import { registerDashboard } from "./dashboard/index.ts";
 import { validationHook } from "./openapi.ts";
 import { registerPoolRoutes } from "./pool-routes.ts";
 import { registerSessionRoutes } from "./session-routes.ts";
@@ -17,6 +18,7 @@ export function adminRoutes(): OpenAPIHono<AppEnv> {
   const admin = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   admin.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer" });
   admin.doc31("/openapi.json", { openapi: "3.1.0", info: { title: "edge-session operator API", version: VERSION } });
+  registerDashboard(admin);
   admin.use(requireAdmin());
   registerPoolRoutes(admin);
   registerSessionRoutes(admin);

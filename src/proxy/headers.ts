@@ -1,3 +1,5 @@
+import { ADMIN_COOKIE } from "../admin/auth.ts";
+
 /**
  * Hop-by-hop headers (RFC 9110 §7.6.1, formerly RFC 2616 §13.5.1) belong to one
  * connection and must not be forwarded by a proxy.
@@ -72,7 +74,7 @@ export function upstreamRequestHeaders(
   for (const [name, value] of incoming) {
     if (HOP_BY_HOP.has(name) || drop.has(name) || isClientControlled(name)) continue;
     if (name === "cookie") {
-      const rest = withoutCookie(value, options.cookieName);
+      const rest = withoutCookie(withoutCookie(value, ADMIN_COOKIE) ?? "", options.cookieName);
       if (rest) out.append("cookie", rest);
       continue;
     }
@@ -94,8 +96,8 @@ export function upstreamRequestHeaders(
 
 /**
  * Response headers the client may see: no hop-by-hop headers, no X-Edge-Session*
- * (origin → layer directives), and no Set-Cookie for the affinity cookie, which
- * only the layer writes.
+ * (origin → layer directives), and no Set-Cookie for the affinity or operator
+ * cookies, which only the layer writes.
  */
 export function cleanResponseHeaders(headers: Headers, cookieName: string): void {
   const drop = connectionTokens(headers);
@@ -103,7 +105,8 @@ export function cleanResponseHeaders(headers: Headers, cookieName: string): void
     if (HOP_BY_HOP.has(name) || drop.has(name) || name.startsWith("x-edge-session")) headers.delete(name);
   }
   const cookies = headers.getSetCookie();
-  const kept = cookies.filter((c) => c.split("=", 1)[0]?.trim() !== cookieName);
+  const layerOwned = new Set([cookieName, ADMIN_COOKIE]);
+  const kept = cookies.filter((c) => !layerOwned.has(c.split("=", 1)[0]?.trim() ?? ""));
   if (kept.length !== cookies.length) {
     headers.delete("set-cookie");
     for (const c of kept) headers.append("set-cookie", c);

@@ -188,3 +188,29 @@ describe("what reaches the origin", () => {
     expect(upgrade?.headers["x-edge-session"]).toBeTruthy();
   });
 });
+
+describe("the layer's own paths and cookies", () => {
+  it("a mistyped operator path is a 404 from the layer, never forwarded with the admin token", async () => {
+    const { ADMIN_TOKEN } = await import("./harness.ts");
+    for (const path of ["/__edge/stat", "/__edge/origins/x/y/z", "/__edge", "/.well-known/edge-session/other"]) {
+      const res = await callWorker(
+        new Request(`${BASE}${path}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }),
+      );
+      expect([404, 308]).toContain(res.status);
+      expect(res.headers.get("x-origin")).toBeNull();
+    }
+  });
+
+  it("the operator's sign-in cookie never reaches an origin, and an origin cannot set it", async () => {
+    const client = new BrowserClient();
+    const { echo } = await client.echo("/echo", {
+      headers: { cookie: "__Secure-edge-admin=123.abc; app=1" },
+      respond: { headers: { "set-cookie": "__Secure-edge-admin=evil; Path=/__edge/; Secure" } },
+    });
+    expect(header(echo, "cookie")).toBe("app=1");
+    const res = await client.send("/", {
+      respond: { headers: { "set-cookie": "__Secure-edge-admin=evil; Path=/__edge/; Secure" } },
+    });
+    expect(res.headers.getSetCookie().some((c) => c.startsWith("__Secure-edge-admin"))).toBe(false);
+  });
+});
