@@ -10,6 +10,7 @@ import {
   type LocationHint,
   type OriginConfig,
   OriginsSchema,
+  type SigningJwk,
 } from "./schema.ts";
 
 export type { LocationHint, OriginConfig } from "./schema.ts";
@@ -98,11 +99,21 @@ function firstIssue(root: string, error: z.ZodError): ConfigError {
     : new ConfigError(fieldPath(String(head ?? "env"), rest), issue.message);
 }
 
-function parseJson(field: string, raw: string): unknown {
+/**
+ * For secrets, only the position of a JSON syntax error is reported: V8's
+ * message quotes the text around it, which would put key material in a 500
+ * body and a log line.
+ */
+function parseJson(field: string, raw: string, secret = false): unknown {
   try {
     return JSON.parse(raw);
   } catch (e) {
-    throw new ConfigError(field, `is not valid JSON (${(e as Error).message})`);
+    const message = (e as Error).message;
+    const at = /position (\d+)/.exec(message)?.[1];
+    throw new ConfigError(
+      field,
+      secret ? `is not valid JSON${at ? ` (at position ${at})` : ""}` : `is not valid JSON (${message})`,
+    );
   }
 }
 
@@ -132,6 +143,8 @@ export async function loadSnapshotKey(
   }
 }
 
+let developmentKeys: SigningJwk[] | undefined;
+
 async function loadKeys(raw: string | undefined, isDevelopment: boolean): Promise<KeyRing> {
   if (raw === undefined || raw.trim() === "") {
     if (!isDevelopment)
@@ -143,9 +156,12 @@ async function loadKeys(raw: string | undefined, isDevelopment: boolean): Promis
       message:
         "!!! SESSION_SIGNING_KEYS is not set: using a generated Ed25519 key for development. Tokens will not survive a restart. Never run like this in production. !!!",
     });
-    return buildKeyRing(await generateDevelopmentKeys(), true);
+    const generated = await generateDevelopmentKeys();
+    // Concurrent first parses each generate one; all of them keep the first, so tokens verify across them.
+    developmentKeys ??= generated;
+    return buildKeyRing(developmentKeys, true);
   }
-  const parsed = KeySetSchema.safeParse(parseJson("SESSION_SIGNING_KEYS", raw));
+  const parsed = KeySetSchema.safeParse(parseJson("SESSION_SIGNING_KEYS", raw, true));
   if (!parsed.success) throw firstIssue("SESSION_SIGNING_KEYS", parsed.error);
   try {
     return await buildKeyRing(parsed.data.keys);
@@ -232,27 +248,43 @@ export async function parseConfig(env: Record<string, unknown>): Promise<EdgeCon
 }
 
 const CONFIG_KEYS = Object.keys(EnvSchema.shape);
-const cache = new Map<string, Promise<EdgeConfig>>();
+/** Resolved outcomes only, never a pending parse: see loadConfig. */
+const cache = new Map<string, EdgeConfig | ConfigError>();
+/** The env object a request brings is usually the same object every time: a cheap first lookup. */
+const byEnv = new WeakMap<object, EdgeConfig | ConfigError>();
 
 /**
  * Validated once per isolate (per distinct set of values): the env object of a
  * Worker does not change between requests, so the parse, the key imports and
  * any development key are reused. A failure is cached too, so a bad config is
  * logged once and answered the same way on every request.
+ *
+ * Only finished results are shared between requests. A promise still pending
+ * belongs to the request that started it (workerd binds I/O to its request),
+ * so requests arriving during the first parse each parse for themselves; the
+ * development key they generate is shared (see loadKeys).
  */
-export function loadConfig(env: object): Promise<EdgeConfig> {
-  const values = env as Record<string, unknown>;
-  const cacheKey = JSON.stringify(CONFIG_KEYS.map((k) => values[k] ?? null));
-  let hit = cache.get(cacheKey);
-  if (!hit) {
-    if (cache.size >= 16) cache.clear();
-    hit = parseConfig(values);
-    hit.catch((e: unknown) => {
-      if (e instanceof ConfigError)
-        log("error", "config_invalid", { code: e.code, field: e.field, message: e.message });
-      else log("error", "config_failed", { message: String(e) });
-    });
-    cache.set(cacheKey, hit);
+export async function loadConfig(env: object): Promise<EdgeConfig> {
+  let outcome = byEnv.get(env);
+  if (!outcome) {
+    const values = env as Record<string, unknown>;
+    const cacheKey = JSON.stringify(CONFIG_KEYS.map((k) => values[k] ?? null));
+    outcome = cache.get(cacheKey);
+    if (!outcome) {
+      outcome = await parseConfig(values).catch((e: unknown) => {
+        if (e instanceof ConfigError) return e;
+        throw e;
+      });
+      if (!cache.has(cacheKey)) {
+        if (cache.size >= 16) cache.clear();
+        cache.set(cacheKey, outcome);
+        if (outcome instanceof ConfigError)
+          log("error", "config_invalid", { code: outcome.code, field: outcome.field, message: outcome.message });
+      }
+      outcome = cache.get(cacheKey) ?? outcome;
+    }
+    byEnv.set(env, outcome);
   }
-  return hit;
+  if (outcome instanceof ConfigError) throw outcome;
+  return outcome;
 }

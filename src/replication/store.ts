@@ -15,15 +15,17 @@ import {
 /** KV accepts about one write per second per key: snapshots of one session are at least this far apart. */
 export const SNAPSHOT_INTERVAL_MS = 1000;
 
-let keyPromise: Promise<SnapshotKey | undefined> | undefined;
+/** The imported key, once imported: a pending import is never shared between requests. */
+let imported: { key: SnapshotKey | undefined } | undefined;
 
 /**
  * The session object's own copy of SNAPSHOT_KEY (it shares the Worker's env).
  * Without one outside development, snapshots are off and that is logged: the
  * Worker itself refuses to serve in that case, so this is belt and braces.
  */
-export function snapshotKeyFor(env: Env): Promise<SnapshotKey | undefined> {
-  keyPromise ??= (async () => {
+export async function snapshotKeyFor(env: Env): Promise<SnapshotKey | undefined> {
+  if (imported) return imported.key;
+  const key = await (async () => {
     const raw = (env as unknown as { SNAPSHOT_KEY?: string }).SNAPSHOT_KEY;
     if (raw) return importSnapshotKey(raw);
     if ((env as unknown as { ENVIRONMENT?: string }).ENVIRONMENT === "development")
@@ -37,7 +39,8 @@ export function snapshotKeyFor(env: Env): Promise<SnapshotKey | undefined> {
     log("error", "snapshots_disabled", { code: "ERR_CONFIG", message: `SNAPSHOT_KEY: ${String(e)}` });
     return undefined;
   });
-  return keyPromise;
+  imported ??= { key };
+  return imported.key;
 }
 
 export function toSnapshot(r: SessionRecord, now: number): SessionSnapshot {

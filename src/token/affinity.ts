@@ -83,6 +83,29 @@ export async function issueAffinityToken(
     .sign(signer.signKey);
 }
 
+/** An empty signature is the canonical encoding of no bytes: jose then refuses it on its real grounds (alg, signature). */
+const COMPACT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+const B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/**
+ * One token, one spelling. jose decodes segments leniently (whitespace, "="
+ * padding and unused trailing bits are all accepted), so several strings would
+ * verify as the same token. Base64url without padding has unused bits only in
+ * its last character; they must be zero (RFC 4648 §3.5), and a length of 1 mod 4
+ * is never valid.
+ */
+function isCanonicalCompact(token: string): boolean {
+  if (!COMPACT.test(token)) return false;
+  return token.split(".").every((segment) => {
+    const rest = segment.length % 4;
+    if (rest === 1) return false;
+    if (rest === 0) return true;
+    const last = B64URL.indexOf(segment.charAt(segment.length - 1));
+    const unused = rest === 2 ? 0b1111 : 0b11;
+    return (last & unused) === 0;
+  });
+}
+
 class KidError extends Error {}
 
 function keyFor(keys: KeyRing, header: JWTHeaderParameters): SigningKey["verifyKey"] {
@@ -118,6 +141,8 @@ export async function verifyAffinityToken(
 ): Promise<AffinityVerification> {
   if (token.length > MAX_TOKEN_LENGTH)
     return { ok: false, code: "ERR_TOKEN_TOO_LARGE", message: `token longer than ${MAX_TOKEN_LENGTH} characters` };
+  if (!isCanonicalCompact(token))
+    return { ok: false, code: "ERR_TOKEN_MALFORMED", message: "not a canonical compact JWS (RFC 7515 §3.1, §2)" };
   try {
     const { payload } = await jwtVerify(token, (header) => keyFor(ctx.keys, header), {
       algorithms: ctx.keys.algorithms,

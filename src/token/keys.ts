@@ -1,4 +1,4 @@
-import { exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
+import { CompactSign, compactVerify, exportJWK, generateKeyPair, importJWK, type JWK } from "jose";
 import type { SigningJwk } from "../config/schema.ts";
 
 export type SigningAlgorithm = "EdDSA" | "ES256" | "HS256";
@@ -45,8 +45,27 @@ async function importSigningKey(jwk: SigningJwk): Promise<SigningKey> {
   return { kid: jwk.kid, alg, signKey, verifyKey, ...(publicJwk ? { publicJwk } : {}) };
 }
 
+/**
+ * Signs and verifies a test message with each key. A private key whose public
+ * part does not match (a copy-paste error, or a small-order Ed25519 point that
+ * would verify forged signatures) is refused at load, instead of being found
+ * out when every token the layer issues fails to verify.
+ */
+async function selfTest(k: SigningKey): Promise<void> {
+  const jws = await new CompactSign(new TextEncoder().encode("edge-session key self-test"))
+    .setProtectedHeader({ alg: k.alg })
+    .sign(k.signKey);
+  // A genuine signature by d never verifies under another x, small-order points included.
+  try {
+    await compactVerify(jws, k.verifyKey, { algorithms: [k.alg] });
+  } catch {
+    throw new Error(`key "${k.kid}": its public part does not match its private part`);
+  }
+}
+
 export async function buildKeyRing(keys: SigningJwk[], generated = false): Promise<KeyRing> {
   const imported = await Promise.all(keys.map(importSigningKey));
+  await Promise.all(imported.map(selfTest));
   const [signer] = imported;
   if (!signer) throw new Error("a key ring needs at least one key");
   return {
