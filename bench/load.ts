@@ -1,0 +1,80 @@
+/**
+ * The load generator: autocannon's programmatic API, a fixed number of
+ * keep-alive connections, each sending its next request as soon as the last
+ * one is answered (closed loop, no pipelining).
+ *
+ * Latencies are taken from autocannon's per-response event (sub-millisecond
+ * floats) rather than its histogram, which rounds to whole milliseconds.
+ */
+import autocannon from "autocannon";
+
+export interface LoadSpec {
+  url: string;
+  connections: number;
+  /** Seconds. */
+  duration: number;
+  headers?: Record<string, string>;
+  /** Headers for each connection, handed out in order (connection i gets entry i mod length). */
+  perConnectionHeaders?: Record<string, string>[];
+}
+
+export interface LoadResult {
+  requests: number;
+  seconds: number;
+  rps: number;
+  /** Milliseconds. */
+  p50: number;
+  p90: number;
+  p99: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+}
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1));
+  return sorted[rank] ?? Number.NaN;
+}
+
+export function runLoad(spec: LoadSpec): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    const latencies: number[] = [];
+    let non2xx = 0;
+    let next = 0;
+    const per = spec.perConnectionHeaders;
+    const started = performance.now();
+    const instance = autocannon(
+      {
+        url: spec.url,
+        connections: spec.connections,
+        duration: spec.duration,
+        pipelining: 1,
+        headers: spec.headers ?? {},
+        ...(per?.length
+          ? { setupClient: (client) => client.setHeaders({ ...spec.headers, ...per[next++ % per.length] }) }
+          : {}),
+      },
+      (err, result) => {
+        if (err) return reject(err);
+        const seconds = (performance.now() - started) / 1000;
+        const sorted = Float64Array.from(latencies).sort();
+        resolve({
+          requests: latencies.length,
+          seconds,
+          rps: latencies.length / seconds,
+          p50: percentile(sorted, 0.5),
+          p90: percentile(sorted, 0.9),
+          p99: percentile(sorted, 0.99),
+          non2xx,
+          errors: result.errors,
+          timeouts: result.timeouts,
+        });
+      },
+    );
+    instance.on("response", (_client, statusCode, _bytes, responseTime) => {
+      latencies.push(responseTime);
+      if (statusCode < 200 || statusCode > 299) non2xx++;
+    });
+  });
+}

@@ -1,0 +1,269 @@
+/** Tables for the terminal and the generated docs/benchmarks.md. */
+import type { LoadResult } from "./load.ts";
+import type { MachineInfo } from "./machine.ts";
+import { MICRO_OPS, type MicroFigure } from "./micro.ts";
+import { type BenchOptions, SIGNING_ALGS } from "./options.ts";
+import type { Scenario } from "./scenarios.ts";
+import type { ChartRow } from "./svg.ts";
+
+export interface ScenarioFigures {
+  scenario: Scenario;
+  /** One per round. */
+  rounds: LoadResult[];
+  /** Median of each figure over the rounds. */
+  median: LoadResult;
+  /** Checks that failed (origin counters), by round. */
+  problems: string[];
+  /** workerd warnings and errors during the measured runs, summed over rounds. */
+  logs: Map<string, number>;
+}
+
+/** Everything that went wrong in a scenario, one line each: failed requests, what workerd logged, failed checks. */
+export function problemLines(f: ScenarioFigures, rounds: number): string[] {
+  const m = f.median;
+  const failed = m.non2xx + m.errors + m.timeouts;
+  const over = rounds > 1 ? ` over ${rounds} rounds` : "";
+  return [
+    ...(failed
+      ? [`${failed} failed requests${over} (${m.non2xx} non-2xx, ${m.errors} socket errors, ${m.timeouts} timeouts)`]
+      : []),
+    ...[...f.logs].map(([key, n]) => `workerd logged ${n} × ${key}`),
+    ...f.problems,
+  ];
+}
+
+export interface BenchReport {
+  options: BenchOptions;
+  machine: MachineInfo;
+  date: string;
+  command: string;
+  /** Commit of the Worker's sources. */
+  source: string;
+  /** 1-minute load average just before the first scenario and just after the last. */
+  load: { before: number; after: number };
+  figures: ScenarioFigures[];
+  micro: MicroFigure[];
+  notes: string[];
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? (sorted[mid] ?? Number.NaN) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
+}
+
+export function medianResult(rounds: LoadResult[]): LoadResult {
+  const pick = (f: (r: LoadResult) => number) => median(rounds.map(f));
+  const sum = (f: (r: LoadResult) => number) => rounds.reduce((a, r) => a + f(r), 0);
+  return {
+    requests: sum((r) => r.requests),
+    seconds: sum((r) => r.seconds),
+    rps: pick((r) => r.rps),
+    p50: pick((r) => r.p50),
+    p90: pick((r) => r.p90),
+    p99: pick((r) => r.p99),
+    non2xx: sum((r) => r.non2xx),
+    errors: sum((r) => r.errors),
+    timeouts: sum((r) => r.timeouts),
+  };
+}
+
+const fmt = (n: number, digits = 0) =>
+  Number.isFinite(n)
+    ? n.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits })
+    : "–";
+const ratio = (n: number, base: number | undefined) => (base && Number.isFinite(n) ? `${fmt(n / base, 2)}×` : "–");
+
+interface Row {
+  id: string;
+  label: string;
+  rps: string;
+  rpsX: string;
+  p50: string;
+  p50X: string;
+  p99: string;
+  p99X: string;
+  requests: string;
+  failed: string;
+}
+
+function rows(figures: ScenarioFigures[]): Row[] {
+  const base = figures.find((f) => f.scenario.id === "baseline")?.median;
+  return figures.map((f) => {
+    const m = f.median;
+    return {
+      id: f.scenario.id,
+      label: f.scenario.label + (problemLines(f, 1).length ? " (!)" : ""),
+      rps: fmt(m.rps),
+      rpsX: ratio(m.rps, base?.rps),
+      p50: fmt(m.p50, 2),
+      p50X: ratio(m.p50, base?.p50),
+      p99: fmt(m.p99, 2),
+      p99X: ratio(m.p99, base?.p99),
+      requests: fmt(m.requests),
+      failed: fmt(m.non2xx + m.errors + m.timeouts),
+    };
+  });
+}
+
+const HEAD: Row = {
+  id: "id",
+  label: "scenario",
+  rps: "req/s",
+  rpsX: "× base",
+  p50: "p50 ms",
+  p50X: "× base",
+  p99: "p99 ms",
+  p99X: "× base",
+  requests: "requests",
+  failed: "failed",
+};
+const COLUMNS: (keyof Row)[] = ["label", "rps", "rpsX", "p50", "p50X", "p99", "p99X", "requests", "failed"];
+
+export function textTable(figures: ScenarioFigures[]): string {
+  const all = [HEAD, ...rows(figures)];
+  const widths = COLUMNS.map((c) => Math.max(...all.map((r) => r[c].length)));
+  const line = (r: Row) =>
+    COLUMNS.map((c, i) => (i === 0 ? r[c].padEnd(widths[i] ?? 0) : r[c].padStart(widths[i] ?? 0))).join("  ");
+  return [line(HEAD), widths.map((w) => "-".repeat(w)).join("  "), ...rows(figures).map(line)].join("\n");
+}
+
+function markdownTable(figures: ScenarioFigures[]): string {
+  const head = `| ${COLUMNS.map((c) => HEAD[c]).join(" | ")} |`;
+  const align = `| --- | ${COLUMNS.slice(1)
+    .map(() => "---:")
+    .join(" | ")} |`;
+  return [head, align, ...rows(figures).map((r) => `| ${COLUMNS.map((c) => r[c]).join(" | ")} |`)].join("\n");
+}
+
+export function microTable(micro: MicroFigure[], markdown: boolean): string {
+  const algs = SIGNING_ALGS.filter((a) => micro.some((m) => m.alg === a));
+  const cell = (op: string, alg: string) => {
+    const m = micro.find((f) => f.op === op && f.alg === alg);
+    if (!m) return "–";
+    // Below the timer's resolution over this many iterations: say so rather than print noise.
+    const us = (v: number) => (v < 0.5 ? "< 0.5" : fmt(v, 1));
+    return `${us(m.usPerOp)} µs (${us(m.workerUsPerOp)})`;
+  };
+  const data = MICRO_OPS.map(({ op, label }) => [label, ...algs.map((a) => cell(op, a))]);
+  const head = ["operation (one call)", ...algs];
+  if (markdown)
+    return [
+      `| ${head.join(" | ")} |`,
+      `| --- | ${algs.map(() => "---:").join(" | ")} |`,
+      ...data.map((r) => `| ${r.join(" | ")} |`),
+    ].join("\n");
+  const widths = head.map((_, i) => Math.max(...[head, ...data].map((r) => (r[i] ?? "").length)));
+  const line = (r: string[]) =>
+    r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join("  ");
+  return [line(head), widths.map((w) => "-".repeat(w)).join("  "), ...data.map(line)].join("\n");
+}
+
+export function chartRows(figures: ScenarioFigures[]): ChartRow[] {
+  const base = figures.find((f) => f.scenario.id === "baseline")?.median;
+  return figures.map(({ scenario, median: m }) => ({
+    label: scenario.label,
+    target: scenario.target,
+    rps: m.rps,
+    p99: m.p99,
+    rpsRatio: base ? m.rps / base.rps : Number.NaN,
+    p99Ratio: base ? m.p99 / base.p99 : Number.NaN,
+  }));
+}
+
+export function chartSubtitle(r: BenchReport): string {
+  const o = r.options;
+  return `${r.date.slice(0, 10)} · ${r.machine.cpus} × ${r.machine.model} · ${o.connections} connections · ${o.duration} s per scenario${o.rounds > 1 ? ` · median of ${o.rounds} rounds` : ""} · signing key ${o.alg}`;
+}
+
+export function markdownReport(r: BenchReport): string {
+  const o = r.options;
+  const m = r.machine;
+  const versions = Object.entries(m.versions)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(", ");
+  const problems = r.figures.flatMap((f) => problemLines(f, o.rounds).map((p) => `- \`${f.scenario.id}\`: ${p}`));
+  return `# Benchmarks
+
+Generated by \`npm run bench\` (bench/run.ts). Do not edit by hand: run it again.
+
+Figures from one run on one machine, with the load generator, the origin and
+workerd sharing its cores. Compare the **ratios** to the baseline, measured in
+the same run, rather than the absolute numbers, which say more about this
+machine than about Workers on Cloudflare's edge.
+
+## Run
+
+| | |
+| --- | --- |
+| date | ${r.date} |
+| command | \`${r.command}\` |
+| source | ${r.source} |
+| machine | ${m.cpus} CPUs, ${m.model}, ${m.memoryGiB} GiB memory, Linux ${m.kernel} |
+| machine load | 1-minute load average ${fmt(r.load.before, 2)} before the first scenario, ${fmt(r.load.after, 2)} after the last (the bench itself keeps about ${m.cpus} busy; more means other work shared the machine) |
+| software | Node ${m.node}, ${versions} |
+| load | autocannon, ${o.connections} keep-alive connections, closed loop (no pipelining), ${o.warmup} s warm-up then ${o.duration} s measured per scenario${o.rounds > 1 ? `, ${o.rounds} rounds (medians shown)` : ""} |
+| edge-session | the deployed bundle (\`wrangler deploy --dry-run\`), \`ENVIRONMENT=production\`, signing key ${o.alg}, two origins, SQLite-backed Durable Objects and KV in Miniflare's local storage |
+
+## Throughput and latency
+
+![Requests per second and p99 latency per scenario](benchmarks-throughput.svg)
+
+${markdownTable(r.figures)}
+
+"× base" is the ratio to the baseline row. "failed" counts non-2xx answers,
+socket errors and timeouts. Latencies are per request, from the load generator.
+${problems.length ? `\nChecks that failed (rows marked (!)):\n\n${problems.join("\n")}\n` : ""}
+What one request does in each scenario:
+
+${r.figures.map((f) => `- **${f.scenario.label}** (\`${f.scenario.id}\`): ${f.scenario.what}.`).join("\n")}
+
+Before each measurement the runner checks that the scenario does what it says:
+a sticky hit gets no new cookie and the origin sees the stored session state
+(\`ver\` ≥ 1) in \`X-Edge-Session\`; a write raises the version by one; a new
+session gets a cookie and \`ver: 0\`; HAProxy inserts \`SERVERID\` only for a new
+client. After it, the origin's counters must match the answered requests.
+
+## Token operations inside workerd
+
+${r.micro.length ? microTable(r.micro, true) : "(not measured in this run: `--no-micro`)"}
+
+Each cell: microseconds per call, measured from Node as (time of a request that
+runs the call ${r.micro[0]?.iterations ?? o.microIterations} times − time of the same request running it 0 times) / ${r.micro[0]?.iterations ?? o.microIterations},
+median of 5 tries; in brackets, the Worker's own \`performance.now()\` around the loop.
+Cloudflare's edge keeps that clock still during pure CPU work (a Spectre
+mitigation), so the Node-side figure is the one to trust; under local workerd
+the Worker's clock does advance, and the two agree. The code timed is the
+project's own \`src/token/\` (jose on workerd's WebCrypto), bundled by wrangler
+(bench/workers/micro-worker.ts). A sticky hit pays one verification; a write
+adds one forwarded-header signature; a new session pays a signature and an
+issue.
+
+## How it is measured
+
+- \`bench/run.ts\` builds three bundles with \`wrangler deploy --dry-run\`: the
+  real Worker (from \`wrangler.toml\`), the baseline and the micro Worker. Each is
+  served by its own workerd through the Miniflare API on a loopback port, and the
+  load goes to the Worker's direct socket (\`unsafeDirectSockets\`). Not through
+  \`wrangler dev\`, whose dev proxy caps even a bare pass-through Worker near
+  450 req/s here, nor through Miniflare's entry Worker, an extra hop inside
+  workerd that took the baseline from about 1,750–2,150 to about 1,250 req/s
+  when this bench was written.
+- The origin is a Node \`http\` server in its own process, on two ports (two
+  origins for edge-session and HAProxy; the baseline uses the first). It answers
+  200 with a 28-byte body; \`/write\` adds \`X-Edge-Session-Set: {"n": <counter>}\`.
+- HAProxy ${m.versions.haproxy ?? "(not installed: its rows are missing)"} runs with \`nbthread 1\` and
+  \`cookie SERVERID insert indirect nocache\` in front of the same two origins:
+  native code without session state, for scale. The "no proxy" row sends the
+  same load straight to the origin: the ceiling of the load generator and origin
+  on this machine, so HAProxy rows near it are bounded by the setup, not by HAProxy.
+- Everything the bench starts is stopped when it ends, on error too.
+${r.notes.length ? `\nNotes from this run:\n\n${r.notes.map((n) => `- ${n}`).join("\n")}\n` : ""}
+Run it yourself: \`npm run bench\` (about ${Math.ceil(((o.duration + o.warmup + 1.5) * r.figures.length * o.rounds + 60) / 60)} minutes), or
+\`npm run bench -- --quick\` for a 3-second look that writes nothing. \`--help\`
+lists the options (duration, warm-up, connections, rounds, signing algorithm,
+a subset of scenarios). \`npm run bench -- --profile session-read\` (or any
+edge-session scenario) samples the Worker's CPU through workerd's inspector
+while that scenario runs, and prints self time by source module and function.
+`;
+}
