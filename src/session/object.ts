@@ -28,6 +28,16 @@ import {
 } from "./record.ts";
 
 const KEY = "session";
+
+/**
+ * What a request needs back: the record without its audit trail, which is for
+ * operators (inspect) and would otherwise be copied over RPC on every request.
+ */
+function forWorker(r: SessionRecord): SessionRecord {
+  if (!r.audit) return r;
+  const { audit: _audit, ...rest } = r;
+  return rest;
+}
 const TIMERS = "timers";
 /** How long a "no newer epoch" answer from the KV fence is trusted before asking again. */
 const FENCE_CHECK_MS = 2000;
@@ -188,7 +198,7 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
       // The session follows its user; this request is served from here meanwhile, the next one is forwarded.
       if (jurisdictionAllows(record.jur, target)) this.ctx.waitUntil(this.migrate(target, "auto").catch(() => {}));
     }
-    return { kind: "active", record };
+    return { kind: "active", record: forWorker(record) };
   }
 
   /** The record a session's first write starts from: the Worker's view of it (token claims and config). */
@@ -216,8 +226,8 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
     }
     await this.#save(applied.record);
     return current.kind === "fresh"
-      ? { kind: "ok", record: applied.record, created: true }
-      : { kind: "ok", record: applied.record };
+      ? { kind: "ok", record: forWorker(applied.record), created: true }
+      : { kind: "ok", record: forWorker(applied.record) };
   }
 
   /** Receives a session's state: from a rotated id (new session) or from the previous epoch (migration). Idempotent. */

@@ -129,6 +129,39 @@ function rejection(e: unknown): { code: TokenRejection; message: string } {
 }
 
 /**
+ * Tokens this isolate has already verified, per key ring, kept until they
+ * expire. The key is the exact token string, whose signature was checked, so a
+ * hit proves what a fresh verification would. A new key set is a new ring and
+ * starts empty. The time checks (exp, nbf) are repeated on every hit.
+ */
+const verified = new WeakMap<KeyRing, Map<string, AffinityClaims & { nbf?: number }>>();
+const VERIFIED_MAX = 10_000;
+
+/** The checks that do not depend on time, beside the key ring: issuer and audience. */
+function cacheKey(ctx: TokenContext, token: string): string {
+  return `${ctx.issuer}\u0000${ctx.audience}\u0000${token}`;
+}
+
+function cachedClaims(ctx: TokenContext, token: string, now: number): AffinityClaims | undefined {
+  const claims = verified.get(ctx.keys)?.get(cacheKey(ctx, token));
+  if (!claims) return undefined;
+  const sec = now / 1000;
+  if (claims.exp + CLOCK_TOLERANCE <= sec || (claims.nbf ?? 0) - CLOCK_TOLERANCE > sec) return undefined;
+  return claims;
+}
+
+function remember(ctx: TokenContext, token: string, claims: AffinityClaims & { nbf?: number }): void {
+  let map = verified.get(ctx.keys);
+  if (!map) {
+    map = new Map();
+    verified.set(ctx.keys, map);
+  }
+  // Bounded: when full, drop the oldest entry (insertion order).
+  if (map.size >= VERIFIED_MAX) map.delete(map.keys().next().value as string);
+  map.set(cacheKey(ctx, token), claims);
+}
+
+/**
  * Verifies an affinity token per RFC 8725: algorithm allow-list taken from the
  * key set, key chosen by `kid` only from our own set (embedded `jwk`/`jku`/`x5u`
  * are never followed), `typ`, `iss`, `aud`, `exp`, `nbf`, unknown `crit` refused.
@@ -143,6 +176,8 @@ export async function verifyAffinityToken(
     return { ok: false, code: "ERR_TOKEN_TOO_LARGE", message: `token longer than ${MAX_TOKEN_LENGTH} characters` };
   if (!isCanonicalCompact(token))
     return { ok: false, code: "ERR_TOKEN_MALFORMED", message: "not a canonical compact JWS (RFC 7515 §3.1, §2)" };
+  const hit = cachedClaims(ctx, token, now);
+  if (hit) return { ok: true, claims: hit };
   try {
     const { payload } = await jwtVerify(token, (header) => keyFor(ctx.keys, header), {
       algorithms: ctx.keys.algorithms,
@@ -155,6 +190,7 @@ export async function verifyAffinityToken(
     });
     const claims = AffinityClaimsSchema.safeParse(payload);
     if (!claims.success) return { ok: false, code: "ERR_TOKEN_CLAIMS", message: "claims have the wrong shape" };
+    remember(ctx, token, { ...claims.data, ...(typeof payload.nbf === "number" ? { nbf: payload.nbf } : {}) });
     return { ok: true, claims: claims.data };
   } catch (e) {
     return { ok: false, ...rejection(e) };
