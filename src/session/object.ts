@@ -96,6 +96,9 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
     const at = times.length ? Math.min(...times) : null;
     if (this.#alarmAt === undefined) this.#alarmAt = await this.ctx.storage.getAlarm();
     if (this.#alarmAt === at) return;
+    // An alarm already set earlier is left alone: when it fires it re-checks and re-arms. Most writes
+    // only push the idle deadline later, so they no longer rewrite the alarm every time.
+    if (at !== null && this.#alarmAt !== null && this.#alarmAt <= at && this.#alarmAt > Date.now()) return;
     this.#alarmAt = at;
     if (at === null) await this.ctx.storage.deleteAlarm();
     else await this.ctx.storage.setAlarm(at);
