@@ -14,27 +14,16 @@ export function sessionView({ at, stored }: Located, withData: boolean) {
   };
   const trail = (audit: AuditEntry[] | undefined) =>
     (audit ?? []).map((e) => ({ at: new Date(e.at).toISOString(), event: e.event, detail: e.detail ?? null }));
-  if (stored.status === "destroyed")
+  if (stored.status !== "active")
     return {
       ...base,
       reason: stored.reason,
-      endedAt: iso(stored.endedAt),
+      endedAt: iso(stored.status === "destroyed" ? stored.endedAt : stored.movedAt),
       origin: null,
       version: null,
       sub: null,
       dataBytes: null,
-      audit: trail(stored.audit),
-    };
-  if (stored.status === "moved")
-    return {
-      ...base,
-      reason: stored.reason,
-      endedAt: iso(stored.movedAt),
-      origin: null,
-      version: null,
-      sub: null,
-      dataBytes: null,
-      audit: [],
+      audit: trail(stored.status === "destroyed" ? stored.audit : undefined),
     };
   return {
     ...base,

@@ -6,6 +6,7 @@ import {
   fromRecord,
   type LiveSession,
   type ObjectCall,
+  presentedFrom,
   type SessionAt,
   sessionMeta,
   sessionStub,
@@ -131,15 +132,7 @@ export async function restoreSession(
   // Readers of the fence: any old epoch that comes back and is asked to write.
   await writeFence(env.SNAPSHOTS, claims.sid, to, (claims.ct + cfg.absoluteTimeout) * 1000);
 
-  const presented = {
-    raw,
-    iat: claims.iat,
-    exp: claims.exp,
-    sid: claims.sid,
-    oid: claims.oid,
-    ep: claims.ep,
-    reg: claims.reg,
-  };
+  const presented = presentedFrom(claims, raw);
   let session: LiveSession;
   if (!snapshot) {
     // Nothing was stored (or not yet snapshotted): the session continues, empty, in the new epoch.

@@ -160,6 +160,21 @@ function follow(s: SessionAt, to: Forward): SessionAt {
 /** The call to a session object, bounded by SESSION_TIMEOUT_MS; a hang counts as a failure (failover). */
 export type ObjectCall = <T>(at: SessionAt, call: (stub: SessionRpc) => Promise<T>) => Promise<T>;
 
+/** What the client's verified token says, kept beside the session to decide whether to reissue it. */
+export function presentedFrom(claims: AffinityClaims, raw: string): PresentedClaims {
+  return {
+    raw,
+    iat: claims.iat,
+    exp: claims.exp,
+    sid: claims.sid,
+    oid: claims.oid,
+    ep: claims.ep,
+    reg: claims.reg,
+    ...(claims.jur ? { jur: claims.jur } : {}),
+    ...(claims.cb ? { cb: claims.cb } : {}),
+  };
+}
+
 /**
  * Looks up the session a verified token names: one Durable Object call in the
  * steady state; after a migration or a fence, the forward pointers are
@@ -172,17 +187,7 @@ export async function resumeSession(
   seenFrom: string,
   call: ObjectCall,
 ): Promise<{ session: LiveSession } | { ended: EndReason }> {
-  const presented: PresentedClaims = {
-    raw,
-    iat: claims.iat,
-    exp: claims.exp,
-    sid: claims.sid,
-    oid: claims.oid,
-    ep: claims.ep,
-    reg: claims.reg,
-    ...(claims.jur ? { jur: claims.jur } : {}),
-    ...(claims.cb ? { cb: claims.cb } : {}),
-  };
+  const presented = presentedFrom(claims, raw);
   let at: SessionAt = {
     sid: claims.sid,
     ep: claims.ep,
