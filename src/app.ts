@@ -219,9 +219,16 @@ async function applyOriginDirectives(
       });
       return session;
     }
-    const delta = outcome.kind === "logged-out" ? -1 : outcome.kind === "updated" && outcome.created ? 1 : 0;
+    // Live counts: a session is counted when it is first stored. A login rotation stores a new
+    // session in place of the old one, so it counts only if the old one was never stored (version 0).
+    const delta =
+      outcome.kind === "logged-out"
+        ? -1
+        : (outcome.kind === "updated" && outcome.created) || (outcome.kind === "rotated" && session.ver === 0)
+          ? 1
+          : 0;
     if (delta) {
-      const counted = outcome.kind === "updated" ? outcome.session : session;
+      const counted = outcome.kind === "logged-out" ? session : outcome.session;
       x.waitUntil(
         poolStub(x.env, x.cfg)
           .adjustSessions({ [counted.oid]: delta }, { [counted.reg]: delta })

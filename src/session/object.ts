@@ -423,10 +423,16 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
   }
 
   async #writeSnapshot(t: Timers): Promise<void> {
-    const stored = this.#load();
-    if (stored?.status !== "active") return;
+    const before = this.#load();
+    if (before?.status !== "active") return;
     const key = await snapshotKeyFor(this.env);
     if (!key) return;
+    // A stale object (a newer epoch restored elsewhere) must not overwrite the newer epoch's snapshot.
+    // Its own read, not the write path's cached one: a snapshot is written at most once a second.
+    const fence = await readFence(this.env.SNAPSHOTS, before.sid).catch(() => undefined);
+    if (fence && fence.ep > before.epoch) await this.fence(fence);
+    const stored = this.#load();
+    if (stored?.status !== "active") return;
     const now = Date.now();
     await putSnapshot(this.env.SNAPSHOTS, key, stored, now);
     t.lastSnapshotAt = now;

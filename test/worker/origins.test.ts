@@ -330,3 +330,17 @@ describe("when every origin is down", () => {
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe("ERR_ORIGIN_TIMEOUT");
   });
 });
+
+describe("live session counts", () => {
+  it("count a session whose first write is a login, and uncount it at logout", async () => {
+    const origins = await spawnOrigins(1);
+    const e = poolEnv(origins);
+    const client = new BrowserClient(e);
+    await client.send("/", { respond: { headers: { "x-edge-session-login": '{"sub":"ada"}' } } });
+    expect((await originsStatus(e))[0]?.sessions).toBe(1);
+    await client.send("/", { respond: { headers: { "x-edge-session-login": '{"sub":"ada-again"}' } } });
+    expect((await originsStatus(e))[0]?.sessions).toBe(1);
+    await client.send("/", { respond: { headers: { "x-edge-session-logout": "1" } } });
+    expect((await originsStatus(e))[0]?.sessions).toBe(0);
+  });
+});

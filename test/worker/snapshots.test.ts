@@ -186,3 +186,22 @@ describe("fault injection", () => {
     expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/^target: /);
   });
 });
+
+describe("snapshots and fences", () => {
+  it("a stale object never overwrites a newer epoch's snapshot", async () => {
+    const { client, sid } = await setup();
+    await snapshotAtLeast(sid, 1);
+    // A restore elsewhere wrote its fence and its own snapshot (simulated by the fence; the snapshot stays as is).
+    await env.SNAPSHOTS.put(`fence:${sid}`, JSON.stringify({ ep: 5, reg: "weur" }));
+    const before = await env.SNAPSHOTS.get(`snap:${sid}`);
+    // The old object is owed a snapshot: its alarm must see the fence and stand down instead.
+    await runInDurableObject(objectAt(sid, 1), async (o: SessionObject, state) => {
+      const t = state.storage.kv.get<Record<string, unknown>>("timers") ?? {};
+      state.storage.kv.put("timers", { ...t, snapshotAt: Date.now() - 1 });
+      await o.alarm();
+    });
+    expect(await env.SNAPSHOTS.get(`snap:${sid}`)).toBe(before);
+    expect(await storedAt(sid, 1)).toMatchObject({ status: "moved", reason: "fenced" });
+    expect(client).toBeDefined();
+  });
+});
