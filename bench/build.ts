@@ -1,18 +1,27 @@
 /**
  * Bundles the Workers the bench runs, with the same tool and settings as a
  * deploy (`wrangler deploy --dry-run`, which needs no account): the real
- * edge-session Worker from the project's wrangler.toml, and the two bench
- * Workers from their own configs. The three builds run in parallel.
+ * edge-session Worker from the project's wrangler.toml, the same Worker behind
+ * the counting shim (bench/workers/counting/entry.ts, same config), and the two
+ * bench Workers from their own configs. The builds run in parallel.
+ *
+ * Each run bundles into its own folder (bench/.build/run-<pid>), removed when
+ * it ends, so that two runs at once (say, a quick one while a full one runs)
+ * never rebuild each other's bundles.
  */
 import { spawn } from "node:child_process";
+import { rmSync } from "node:fs";
 import { readdir, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
+import { atExit } from "./cleanup.ts";
 
-export const BUILD_DIR = "bench/.build";
+export const BUILD_DIR = join("bench/.build", `run-${process.pid}`);
 
 export interface Bundles {
   /** Paths relative to the project root (Miniflare wants scripts under the current directory). */
   edge: string;
+  /** The edge Worker behind the counting shim (bench/cost.ts). */
+  counting: string;
   baseline: string;
   micro: string;
 }
@@ -55,10 +64,13 @@ async function bundle(name: string, config: string | undefined, extra: string[] 
  * and esbuild's `// src/…` comments tell which module each line comes from.
  */
 export async function buildAll(profile = false): Promise<Bundles> {
-  const [edge, baseline, micro] = await Promise.all([
+  atExit(() => rmSync(BUILD_DIR, { recursive: true, force: true }));
+  const [edge, counting, baseline, micro] = await Promise.all([
     profile ? bundle("edge-profile", undefined, ["--minify=false"]) : bundle("edge", undefined),
+    // The project's wrangler.toml with another entry module: same bindings, classes and build settings.
+    bundle("counting", undefined, ["bench/workers/counting/entry.ts"]),
     bundle("baseline", "bench/workers/baseline.wrangler.toml"),
     bundle("micro", "bench/workers/micro.wrangler.toml"),
   ]);
-  return { edge, baseline, micro };
+  return { edge, counting, baseline, micro };
 }

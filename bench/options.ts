@@ -6,6 +6,12 @@
  *   npm run bench -- --duration 20 --warmup 3 --connections 50 --rounds 2
  *   npm run bench -- --only baseline,session-read --no-micro --no-write
  *   npm run bench -- --profile session-read   # CPU profile of the Worker in one scenario (bench/profile.ts)
+ *   npm run bench -- --figures failover,cost  # only these figure groups (bench/figures/); --figures none: no figures
+ *   npm run bench -- --quick --only none --no-micro --figures recovery   # one group, quick
+ *
+ * A full run measures every scenario, the micro-figures and every figure group
+ * (failover, migration, recovery, cost) and writes docs/benchmarks.md. A run with
+ * --quick or --only measures no figure group unless --figures names some.
  *
  * Environment: BENCH_DURATION, BENCH_WARMUP, BENCH_CONNECTIONS, BENCH_ROUNDS, BENCH_ALG,
  * BENCH_MICRO_ITERATIONS.
@@ -14,6 +20,10 @@ import { parseArgs } from "node:util";
 
 export type SigningAlg = "EdDSA" | "ES256" | "HS256";
 export const SIGNING_ALGS: readonly SigningAlg[] = ["EdDSA", "ES256", "HS256"];
+
+/** Groups of figures beside the throughput scenarios (bench/figures/). */
+export const FIGURE_GROUPS = ["failover", "migration", "recovery", "cost"] as const;
+export type FigureGroup = (typeof FIGURE_GROUPS)[number];
 
 export interface BenchOptions {
   quick: boolean;
@@ -26,8 +36,10 @@ export interface BenchOptions {
   rounds: number;
   /** Algorithm of the edge-session signing key in the throughput scenarios. */
   alg: SigningAlg;
-  /** Scenario ids to run; empty: all. */
+  /** Scenario ids to run; empty: all; ["none"]: no throughput scenario. */
   only: string[];
+  /** Figure groups to measure (bench/figures/). */
+  figures: FigureGroup[];
   micro: boolean;
   /** Iterations per timed request of the micro figures. */
   microIterations: number;
@@ -55,6 +67,7 @@ export function readOptions(argv = process.argv.slice(2), env = process.env): Be
       rounds: { type: "string" },
       alg: { type: "string" },
       only: { type: "string" },
+      figures: { type: "string" },
       "no-micro": { type: "boolean", default: false },
       "micro-iterations": { type: "string" },
       write: { type: "boolean" },
@@ -66,8 +79,8 @@ export function readOptions(argv = process.argv.slice(2), env = process.env): Be
   if (values.help) {
     console.log(
       "usage: npm run bench -- [--quick] [--duration S] [--warmup S] [--connections N] [--rounds N]\n" +
-        "                        [--alg EdDSA|ES256|HS256] [--only id,id] [--no-micro] [--micro-iterations N]\n" +
-        "                        [--write | --no-write] [--profile SCENARIO]",
+        "                        [--alg EdDSA|ES256|HS256] [--only id,id|none] [--no-micro] [--micro-iterations N]\n" +
+        `                        [--figures all|none|${FIGURE_GROUPS.join(",")}] [--write | --no-write] [--profile SCENARIO]`,
     );
     process.exit(0);
   }
@@ -78,7 +91,22 @@ export function readOptions(argv = process.argv.slice(2), env = process.env): Be
     .split(",")
     .map((s) => s.trim())
     .filter(Boolean);
-  const partial = quick || only.length > 0 || values.profile !== undefined;
+  const figuresArg = values.figures?.trim();
+  const figures = (
+    figuresArg === undefined
+      ? quick || only.length > 0
+        ? []
+        : [...FIGURE_GROUPS]
+      : figuresArg === "all"
+        ? [...FIGURE_GROUPS]
+        : figuresArg === "none"
+          ? []
+          : figuresArg.split(",").map((s) => s.trim())
+  ) as FigureGroup[];
+  const unknownFigures = figures.filter((f) => !FIGURE_GROUPS.includes(f));
+  if (unknownFigures.length)
+    throw new Error(`unknown figure group ${unknownFigures.join(", ")}; known: ${FIGURE_GROUPS.join(", ")}`);
+  const partial = quick || only.length > 0 || values.profile !== undefined || figures.length < FIGURE_GROUPS.length;
   return {
     quick,
     duration: num("--duration", values.duration ?? env.BENCH_DURATION, quick ? 3 : 10),
@@ -87,6 +115,7 @@ export function readOptions(argv = process.argv.slice(2), env = process.env): Be
     rounds: Math.round(num("--rounds", values.rounds ?? env.BENCH_ROUNDS, quick ? 1 : 3)),
     alg: alg as SigningAlg,
     only,
+    figures,
     micro: !values["no-micro"],
     microIterations: Math.round(
       num("--micro-iterations", values["micro-iterations"] ?? env.BENCH_MICRO_ITERATIONS, quick ? 300 : 2000),

@@ -14,6 +14,12 @@ export interface BenchOrigin {
   urls: string[];
   stats(): Promise<OriginStats>;
   reset(): Promise<void>;
+  /** Really stops origin `index` (0-based): its port refuses connections until open(). */
+  close(index: number): Promise<void>;
+  open(index: number): Promise<void>;
+  /** Requests each origin received since the last resetReceived(), by method. */
+  received(): Promise<Record<string, number>[]>;
+  resetReceived(): Promise<void>;
 }
 
 export async function startOrigin(ports = 2): Promise<BenchOrigin> {
@@ -30,6 +36,23 @@ export async function startOrigin(ports = 2): Promise<BenchOrigin> {
   const urls = listening.map((p) => `http://127.0.0.1:${p}`);
   const [first] = urls;
   if (!first) throw new Error("the bench origin reported no port");
+
+  let nextId = 0;
+  const waiting = new Map<number, (m: { ok: boolean; result?: unknown; error?: string }) => void>();
+  child.on("message", (m: { id?: number; ok: boolean; result?: unknown; error?: string }) => {
+    if (m.id !== undefined) waiting.get(m.id)?.(m);
+  });
+  const command = (cmd: string, index?: number) =>
+    new Promise<{ received: Record<string, number>[] }>((resolve, reject) => {
+      const id = nextId++;
+      waiting.set(id, (m) => {
+        waiting.delete(id);
+        if (m.ok) resolve(m.result as { received: Record<string, number>[] });
+        else reject(new Error(`origin ${cmd}: ${m.error}`));
+      });
+      child.send({ id, cmd, index });
+    });
+
   return {
     urls,
     async stats() {
@@ -38,5 +61,9 @@ export async function startOrigin(ports = 2): Promise<BenchOrigin> {
     async reset() {
       await (await fetch(`${first}/__bench/reset`)).arrayBuffer();
     },
+    close: async (index) => void (await command("close", index)),
+    open: async (index) => void (await command("open", index)),
+    received: async () => (await command("counts")).received,
+    resetReceived: async () => void (await command("reset")),
   };
 }

@@ -1,4 +1,7 @@
 /** Tables for the terminal and the generated docs/benchmarks.md. */
+import { costMarkdown, kvWritesMarkdown } from "./figures/cost-report.ts";
+import type { FiguresReport } from "./figures/index.ts";
+import { failoverMarkdown, migrationMarkdown, recoveryMarkdown } from "./figures/report.ts";
 import type { LoadResult } from "./load.ts";
 import type { MachineInfo } from "./machine.ts";
 import { MICRO_OPS, type MicroFigure } from "./micro.ts";
@@ -43,7 +46,30 @@ export interface BenchReport {
   load: { before: number; after: number };
   figures: ScenarioFigures[];
   micro: MicroFigure[];
+  /** Failover, migration, recovery and cost figures (bench/figures/), as far as measured. */
+  groups: FiguresReport;
+  /** Wall time of the whole run, build included. */
+  elapsedSeconds: number;
   notes: string[];
+}
+
+/** The figure groups' sections, each naming the command that measured it and how to run that group alone. */
+export function groupsMarkdown(r: Pick<BenchReport, "groups" | "command">): string {
+  const g = r.groups;
+  const by = (group: string) =>
+    `\`${r.command}\` with bench/figures/${group}.ts (this group alone: \`npm run bench -- --only none --no-micro --figures ${group}\`)`;
+  const sections: string[] = [];
+  if (g.failover) sections.push(failoverMarkdown(g.failover, by("failover"), g.vars.failover));
+  if (g.migration) sections.push(migrationMarkdown(g.migration, by("migration"), g.vars.migration));
+  if (g.recovery || g.cost)
+    sections.push(
+      [
+        ...(g.recovery ? [recoveryMarkdown(g.recovery, by("recovery"), g.vars.recovery)] : []),
+        ...(g.cost ? [(g.recovery ? "" : "## KV writes (issue 5)\n\n") + kvWritesMarkdown(g.cost)] : []),
+      ].join("\n\n"),
+    );
+  if (g.cost) sections.push(costMarkdown(g.cost, by("cost")));
+  return sections.join("\n\n");
 }
 
 function median(values: number[]): number {
@@ -239,7 +265,7 @@ project's own \`src/token/\` (jose on workerd's WebCrypto), bundled by wrangler
 adds one forwarded-header signature; a new session pays a signature and an
 issue.
 
-## How it is measured
+${groupsMarkdown(r) ? `${groupsMarkdown(r)}\n\n` : ""}## How it is measured
 
 - \`bench/run.ts\` builds three bundles with \`wrangler deploy --dry-run\`: the
   real Worker (from \`wrangler.toml\`), the baseline and the micro Worker. Each is
@@ -257,12 +283,17 @@ issue.
   native code without session state, for scale. The "no proxy" row sends the
   same load straight to the origin: the ceiling of the load generator and origin
   on this machine, so HAProxy rows near it are bounded by the setup, not by HAProxy.
+- The failover, migration, recovery and cost figures (\`bench/figures/\`) run
+  after the throughput scenarios and the micro-figures, one group after another,
+  each against its own workerd configured as its section says (the cost figures
+  against the same Worker behind a counting shim, \`bench/workers/counting/\`),
+  with browser-like sessions sent by Node's \`fetch\` one request at a time.
 - Everything the bench starts is stopped when it ends, on error too.
 ${r.notes.length ? `\nNotes from this run:\n\n${r.notes.map((n) => `- ${n}`).join("\n")}\n` : ""}
-Run it yourself: \`npm run bench\` (about ${Math.ceil(((o.duration + o.warmup + 1.5) * r.figures.length * o.rounds + 60) / 60)} minutes), or
-\`npm run bench -- --quick\` for a 3-second look that writes nothing. \`--help\`
+Run it yourself: \`npm run bench\` (this run took ${fmt(r.elapsedSeconds / 60, 1)} minutes), or
+\`npm run bench -- --quick\` for a 3-second look at the throughput scenarios that writes nothing. \`--help\`
 lists the options (duration, warm-up, connections, rounds, signing algorithm,
-a subset of scenarios). \`npm run bench -- --profile session-read\` (or any
+a subset of scenarios, a subset of the figure groups with \`--figures\`). \`npm run bench -- --profile session-read\` (or any
 edge-session scenario) samples the Worker's CPU through workerd's inspector
 while that scenario runs, and prints self time by source module and function.
 `;

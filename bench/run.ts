@@ -11,8 +11,9 @@ import { loadavg } from "node:os";
 import { dirname, resolve } from "node:path";
 import { buildAll } from "./build.ts";
 import { stopAll } from "./cleanup.ts";
+import { startEdge } from "./edge.ts";
+import { type FiguresReport, runFigures } from "./figures/index.ts";
 import { haproxyVersion, type RunningHaproxy, startHaproxy } from "./haproxy.ts";
-import { adminToken, signingKeySet, snapshotKey } from "./keys.ts";
 import { runLoad } from "./load.ts";
 import { machineInfo, sourceRevision } from "./machine.ts";
 import { type MicroFigure, microKeys, runMicro } from "./micro.ts";
@@ -23,6 +24,7 @@ import {
   type BenchReport,
   chartRows,
   chartSubtitle,
+  groupsMarkdown,
   markdownReport,
   medianResult,
   microTable,
@@ -48,6 +50,7 @@ function commandLine(): string {
 }
 
 function chooseScenarios(o: BenchOptions, haproxy: boolean, notes: string[]): Scenario[] {
+  if (o.only.length === 1 && o.only[0] === "none") return [];
   const unknown = o.only.filter((id) => !SCENARIOS.some((s) => s.id === id));
   if (unknown.length)
     throw new Error(`unknown scenario ${unknown.join(", ")}; known: ${SCENARIOS.map((s) => s.id).join(", ")}`);
@@ -61,33 +64,6 @@ function chooseScenarios(o: BenchOptions, haproxy: boolean, notes: string[]): Sc
     chosen = chosen.filter((s) => s.target !== "haproxy");
   }
   return chosen;
-}
-
-async function startEdge(
-  bundle: string,
-  origins: string[],
-  alg: BenchOptions["alg"],
-  inspector: boolean,
-): Promise<RunningWorker> {
-  const edge = await startWorker({
-    name: "edge-session",
-    scriptPath: bundle,
-    inspector,
-    // Durable Objects (SQLite-backed), KV, vars and compatibility settings as wrangler.toml declares them.
-    wranglerConfig: "wrangler.toml",
-    bindings: {
-      ENVIRONMENT: "production",
-      ORIGINS: JSON.stringify(origins.map((url, i) => ({ id: `origin-${i + 1}`, url }))),
-      SESSION_SIGNING_KEYS: await signingKeySet(alg),
-      ADMIN_TOKEN: adminToken(),
-      SNAPSHOT_KEY: snapshotKey(),
-    },
-  });
-  // The configuration is validated on the first request; fail here, not in the middle of a measurement.
-  const res = await fetch(`${edge.url}/.well-known/edge-session/jwks.json`);
-  const body = await res.text();
-  if (res.status !== 200) throw new Error(`edge-session did not start cleanly (${res.status}): ${body}`);
-  return edge;
 }
 
 async function measure(
@@ -145,7 +121,7 @@ async function profile(o: BenchOptions, id: string): Promise<void> {
   say("building the Workers (edge-session unminified, for readable profiles)…");
   const bundles = await buildAll(true);
   const origin = await startOrigin(2);
-  const edge = await startEdge(bundles.edge, origin.urls, o.alg, true);
+  const edge = await startEdge({ bundle: bundles.edge, origins: origin.urls, alg: o.alg, inspector: true });
   if (!edge.inspectorUrl) throw new Error("workerd opened no inspector");
   const prepared = await scenario.prepare({ baseline: "", edge: edge.url, origin, connections: o.connections });
   say(`profiling ${id} for ${o.duration} s…`);
@@ -156,6 +132,7 @@ async function main(): Promise<void> {
   // Miniflare wants script paths under the current directory: run from the project root.
   process.chdir(resolve(import.meta.dirname, ".."));
   process.env.WRANGLER_SEND_METRICS = "false";
+  const started = performance.now();
   const o = readOptions();
   if (o.profile) return profile(o, o.profile);
   const notes: string[] = [];
@@ -168,24 +145,28 @@ async function main(): Promise<void> {
 
   say("building the Workers (wrangler deploy --dry-run)…");
   const bundles = await buildAll();
-  const origin = await startOrigin(2);
-  say(`origin on ${origin.urls.join(", ")}`);
-  const [edge, baseline] = await Promise.all([
-    startEdge(bundles.edge, origin.urls, o.alg, false),
-    startWorker({ name: "baseline", scriptPath: bundles.baseline, bindings: { ORIGIN_URL: origin.urls[0] ?? "" } }),
-  ]);
-  say(`edge-session on ${edge.url}, baseline on ${baseline.url}`);
-  let proxy: RunningHaproxy | undefined;
-  if (haproxy && scenarios.some((s) => s.target === "haproxy")) {
-    proxy = await startHaproxy(origin.urls, haproxy);
-    say(`HAProxy ${haproxy} on ${proxy.url}`);
+  let figures: ScenarioFigures[] = [];
+  let loadBefore = loadavg()[0] ?? 0;
+  let loadAfter = loadBefore;
+  if (scenarios.length) {
+    const origin = await startOrigin(2);
+    say(`origin on ${origin.urls.join(", ")}`);
+    const [edge, baseline] = await Promise.all([
+      startEdge({ bundle: bundles.edge, origins: origin.urls, alg: o.alg }),
+      startWorker({ name: "baseline", scriptPath: bundles.baseline, bindings: { ORIGIN_URL: origin.urls[0] ?? "" } }),
+    ]);
+    say(`edge-session on ${edge.url}, baseline on ${baseline.url}`);
+    let proxy: RunningHaproxy | undefined;
+    if (haproxy && scenarios.some((s) => s.target === "haproxy")) {
+      proxy = await startHaproxy(origin.urls, haproxy);
+      say(`HAProxy ${haproxy} on ${proxy.url}`);
+    }
+    const targets: Targets = { baseline: baseline.url, edge: edge.url, origin, connections: o.connections };
+    loadBefore = loadavg()[0] ?? 0;
+    if (proxy) targets.haproxy = proxy;
+    figures = await measure(o, scenarios, targets, [edge, baseline]);
+    loadAfter = loadavg()[0] ?? 0;
   }
-
-  const targets: Targets = { baseline: baseline.url, edge: edge.url, origin, connections: o.connections };
-  const loadBefore = loadavg()[0] ?? 0;
-  if (proxy) targets.haproxy = proxy;
-  const figures = await measure(o, scenarios, targets, [edge, baseline]);
-  const loadAfter = loadavg()[0] ?? 0;
 
   let micro: MicroFigure[] = [];
   if (o.micro) {
@@ -198,6 +179,12 @@ async function main(): Promise<void> {
     micro = await runMicro(worker, o.microIterations);
   }
 
+  let groups: FiguresReport = { vars: {} };
+  if (o.figures.length) {
+    say(`figures: ${o.figures.join(", ")}${o.quick ? " (quick: fewer repetitions)" : ""}`);
+    groups = await runFigures(o, bundles, say);
+  }
+
   const report: BenchReport = {
     options: o,
     machine: machineInfo(haproxy ? { haproxy } : {}),
@@ -207,13 +194,17 @@ async function main(): Promise<void> {
     load: { before: loadBefore, after: loadAfter },
     figures,
     micro,
+    groups,
+    elapsedSeconds: (performance.now() - started) / 1000,
     notes,
   };
-  console.log(`\n${textTable(figures)}`);
+  if (figures.length) console.log(`\n${textTable(figures)}`);
   if (micro.length)
     console.log(`\nmicroseconds per call, Node-timed (Worker clock in brackets):\n${microTable(micro, false)}`);
   const problems = figures.flatMap((f) => problemLines(f, o.rounds).map((p) => `${f.scenario.id}: ${p}`));
   if (problems.length) console.log(`\nchecks that failed:\n${problems.map((p) => `  ${p}`).join("\n")}`);
+  const sections = groupsMarkdown(report);
+  if (sections) console.log(`\n${sections}`);
 
   if (o.write) {
     await mkdir(dirname(DOC), { recursive: true });
@@ -221,7 +212,8 @@ async function main(): Promise<void> {
     await writeFile(SVG, throughputSvg(chartRows(figures), chartSubtitle(report)));
     say(`wrote ${DOC} and ${SVG}`);
   } else {
-    say(`not writing ${DOC} (${o.quick ? "--quick" : o.only.length ? "--only" : "--no-write"}; --write forces it)`);
+    const why = o.quick ? "--quick" : o.only.length ? "--only" : o.figures.length < 4 ? "--figures" : "--no-write";
+    say(`not writing ${DOC} (${why}; --write forces it)`);
   }
 }
 

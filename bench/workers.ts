@@ -31,6 +31,8 @@ export interface WorkerSpec {
   bindings: Record<string, string>;
   /** Open workerd's inspector (for CPU profiles). */
   inspector?: boolean;
+  /** Called with each warning or error line, besides counting it. */
+  onLog?: (message: string) => void;
 }
 
 export interface RunningWorker {
@@ -104,6 +106,7 @@ export async function startWorker(spec: WorkerSpec): Promise<RunningWorker> {
         if (level !== "warn" && level !== "error" && !/Uncaught|exception/.test(message)) return;
         const key = logKey(message);
         logs.set(key, (logs.get(key) ?? 0) + 1);
+        spec.onLog?.(message);
       },
       name: spec.name,
       modules: true,
