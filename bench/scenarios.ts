@@ -55,6 +55,8 @@ async function storedSession(edge: string): Promise<string> {
 
 /** One request with the given headers; returns the session claims the origin received. */
 async function probe(t: Targets, url: string, headers: Record<string, string>) {
+  // Forget the previous scenario's requests first: a straggler must not pass for this probe's session.
+  await t.origin.reset();
   const res = await get(url, headers);
   return { res, session: (await t.origin.stats()).lastSession };
 }
