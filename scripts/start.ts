@@ -120,7 +120,7 @@ async function main(): Promise<void> {
  Notes:
    - ${
      ownKey
-       ? "The signing key is a DEVELOPMENT key generated for this run: sessions last until Ctrl-C.\n     Never use such a key in production: set SESSION_SIGNING_KEYS (npm run keygen)."
+       ? "The signing key is a DEVELOPMENT key generated for this run: sessions last until Ctrl-C.\n     Never use such a key in production: set SESSION_SIGNING_KEYS (npm run --silent keygen)."
        : "SESSION_SIGNING_KEYS comes from your environment."
    }
    - The ADMIN_TOKEN above was generated for this run only.
