@@ -17,7 +17,8 @@ import { SIGNING_ALGS, type SigningAlg } from "./options.ts";
 import type { RunningWorker } from "./workers.ts";
 
 export const MICRO_OPS = [
-  { op: "verify", label: "verify affinity token (verifyAffinityToken)" },
+  { op: "verify", label: "verify affinity token, first sight (verifyAffinityToken)" },
+  { op: "verify-cached", label: "verify affinity token, seen before (isolate cache)" },
   { op: "sign", label: "sign forwarded header, cache miss (ForwardedSigner.sign)" },
   { op: "sign-cached", label: "forwarded header, cache hit (ForwardedSigner.sign)" },
   { op: "issue", label: "issue affinity token (issueAffinityToken)" },
