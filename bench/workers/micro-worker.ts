@@ -56,9 +56,12 @@ async function prepare(op: string, ctx: TokenContext): Promise<Loop> {
     case "verify": {
       // Distinct tokens, each verified once: every call misses the isolate's verified-token cache.
       // They are issued whether n is 2000 or 0, so the Node-side difference leaves issuing out.
+      // The random part matters: EdDSA and HS256 signatures are deterministic, so the same claims
+      // in the same second would give the same token string as an earlier try, already cached.
+      const run = crypto.randomUUID().replaceAll("-", "");
       const tokens = await Promise.all(
         Array.from({ length: DISTINCT_TOKENS }, (_, i) =>
-          issueAffinityToken(ctx, { ...claims, sid: `bench-session-${String(i).padStart(10, "0")}` }),
+          issueAffinityToken(ctx, { ...claims, sid: `${run}${String(i).padStart(6, "0")}` }),
         ),
       );
       return async (n) => {
