@@ -3,9 +3,14 @@ import { log } from "../log.ts";
 import type { PoolRpc } from "./pool-object.ts";
 import type { PoolView } from "./types.ts";
 
-export function poolStub(env: Env, cfg: EdgeConfig): PoolRpc {
+/** The control plane of the pool called `name` (POOL_NAME). */
+export function poolStubNamed(env: Env, name: string): PoolRpc {
   const ns = env.POOLS;
-  return ns.get(ns.idFromName(cfg.pool.name)) as unknown as PoolRpc;
+  return ns.get(ns.idFromName(name)) as unknown as PoolRpc;
+}
+
+export function poolStub(env: Env, cfg: EdgeConfig): PoolRpc {
+  return poolStubNamed(env, cfg.pool.name);
 }
 
 interface CachedView {

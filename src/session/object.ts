@@ -1,6 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { log } from "../log.ts";
-import type { PoolRpc } from "../origins/pool-object.ts";
+import { poolStubNamed } from "../origins/client.ts";
 import type { SessionSnapshot } from "../replication/codec.ts";
 import { putSnapshot, readFence, SNAPSHOT_INTERVAL_MS, snapshotKeyFor } from "../replication/store.ts";
 import { sessionStub } from "./client.ts";
@@ -8,6 +8,7 @@ import { awayAfter, jurisdictionAllows, shouldFollow } from "./migration.ts";
 import {
   type AuditEntry,
   applyChange,
+  byteLength,
   type EndReason,
   expiryReason,
   type Forward,
@@ -85,10 +86,11 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
     this.ctx.storage.kv.put(TIMERS, t);
   }
 
-  /** One alarm serves every deadline: the session's timeouts, a purge, an owed snapshot, a fence push, a retry. */
-  async #reschedule(): Promise<void> {
-    const stored = this.#load();
-    const t = this.#timers();
+  /**
+   * One alarm serves every deadline: the session's timeouts, a purge, an owed snapshot, a fence push, a retry.
+   * Callers that have just written the state pass it, rather than have it read back.
+   */
+  async #reschedule(stored = this.#load(), t = this.#timers()): Promise<void> {
     const times: number[] = [];
     if (stored?.status === "active") times.push(nextDeadline(stored));
     else if (stored) times.push(stored.purgeAt);
@@ -116,14 +118,12 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
   async #save(record: SessionRecord, changed = true): Promise<void> {
     this.#logAudit(this.#load(), record);
     this.ctx.storage.kv.put(KEY, record);
-    if (changed) {
-      const t = this.#timers();
-      if (t.snapshotAt === undefined) {
-        t.snapshotAt = Math.max(Date.now(), (t.lastSnapshotAt ?? 0) + SNAPSHOT_INTERVAL_MS);
-        this.#setTimers(t);
-      }
+    const t = this.#timers();
+    if (changed && t.snapshotAt === undefined) {
+      t.snapshotAt = Math.max(Date.now(), (t.lastSnapshotAt ?? 0) + SNAPSHOT_INTERVAL_MS);
+      this.#setTimers(t);
     }
-    await this.#reschedule();
+    await this.#reschedule(record, t);
   }
 
   async #end(stored: SessionRecord | SessionMeta, reason: EndReason, now: number): Promise<void> {
@@ -136,15 +136,14 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
       this.#logAudit(this.#load(), tombstone);
       this.ctx.storage.kv.put(KEY, tombstone);
       this.ctx.storage.kv.delete(TIMERS);
-      await this.#reschedule();
+      await this.#reschedule(tombstone, {});
     }
     // The snapshot goes with the session: a logged-out or timed-out session must not be restorable.
     if (hadSnapshot) this.ctx.waitUntil(this.env.SNAPSHOTS.delete(`snap:${stored.sid}`).catch(() => {}));
     log("info", "session_ended", { sid: stored.sid, epoch: stored.epoch, reason });
     if ((reason === "idle" || reason === "absolute") && "pool" in stored) {
       // Timeouts happen here, not in a request: tell the pool so its live counts (and drains) stay true.
-      const pools = this.env.POOLS;
-      const pool = pools.get(pools.idFromName(stored.pool)) as unknown as PoolRpc;
+      const pool = poolStubNamed(this.env, stored.pool);
       this.ctx.waitUntil(pool.adjustSessions({ [stored.oid]: -1 }, { [stored.reg]: -1 }).catch(() => {}));
     }
   }
@@ -275,7 +274,7 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
       ...newRecord(meta, now),
       version: snapshot.version,
       data: snapshot.data,
-      dataBytes: new TextEncoder().encode(JSON.stringify(snapshot.data)).byteLength,
+      dataBytes: byteLength(snapshot.data),
       oid: snapshot.origin,
       createdAt: snapshot.createdAt,
       updatedAt: snapshot.updatedAt,
@@ -394,8 +393,7 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
       duration_ms: durationMs,
       bytes: frozen.dataBytes,
     });
-    const pools = this.env.POOLS;
-    const pool = pools.get(pools.idFromName(frozen.pool)) as unknown as PoolRpc;
+    const pool = poolStubNamed(this.env, frozen.pool);
     this.ctx.waitUntil(
       Promise.all([
         pool.adjustSessions({}, { [from.reg]: -1, [to.reg]: 1 }),
