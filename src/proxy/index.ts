@@ -11,8 +11,6 @@ export { isWebSocketUpgrade } from "./headers.ts";
 export { type PresentedToken, readPresentedToken, type TokenMode } from "./transport.ts";
 export { fetchOrigin, upstreamUrl } from "./upstream.ts";
 
-const encoder = new TextEncoder();
-
 /** Claims of the forwarded X-Edge-Session header for this request. */
 export function forwardedClaims(cfg: EdgeConfig, s: LiveSession): ForwardedClaims {
   const claims: ForwardedClaims = { sid: s.sid, ver: s.ver, oid: s.oid, reg: s.reg, ep: s.ep };
@@ -23,8 +21,7 @@ export function forwardedClaims(cfg: EdgeConfig, s: LiveSession): ForwardedClaim
     claims.prev_oid = s.moved.from;
     claims.reason = s.moved.reason;
   }
-  const dataBytes = encoder.encode(JSON.stringify(s.data)).byteLength;
-  if (dataBytes <= cfg.limits.forwardedDataBytes) claims.data = s.data;
+  if (s.dataBytes <= cfg.limits.forwardedDataBytes) claims.data = s.data;
   else claims.data_omitted = true;
   return claims;
 }

@@ -12,7 +12,7 @@ import {
   sessionStub,
 } from "../session/client.ts";
 import { JURISDICTION_REGIONS } from "../session/migration.ts";
-import type { Forward } from "../session/record.ts";
+import { EMPTY_DATA_BYTES, type Forward } from "../session/record.ts";
 import type { AffinityClaims } from "../token/index.ts";
 import { readSnapshot, writeFence } from "./store.ts";
 
@@ -136,7 +136,7 @@ export async function restoreSession(
   let session: LiveSession;
   if (!snapshot) {
     // Nothing was stored (or not yet snapshotted): the session continues, empty, in the new epoch.
-    session = { ...target, ver: 0, data: {}, presented };
+    session = { ...target, ver: 0, data: {}, dataBytes: EMPTY_DATA_BYTES, presented };
   } else {
     const predecessors: Forward[] = [
       { ep: failed.ep, reg: failed.reg, ...(failed.jur ? { jur: failed.jur } : {}) },

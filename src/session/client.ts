@@ -13,6 +13,7 @@ import type {
   SessionRpc,
   WriteResult,
 } from "./record.ts";
+import { EMPTY_DATA_BYTES } from "./record.ts";
 
 export interface PresentedClaims {
   raw: string;
@@ -41,6 +42,8 @@ export interface LiveSession {
   ct: number;
   ver: number;
   data: JsonObject;
+  /** Size of `data` as JSON, from the record (measured once per write, not per request). */
+  dataBytes: number;
   sub?: string;
   claims?: JsonObject;
   /** The verified token the client presented for this session, and what it names. */
@@ -130,6 +133,7 @@ export function fromRecord(r: SessionRecord, presented?: PresentedClaims): LiveS
     ct: Math.floor(r.createdAt / 1000),
     ver: r.version,
     data: r.data,
+    dataBytes: r.dataBytes,
     ...(r.sub !== undefined ? { sub: r.sub } : {}),
     ...(r.claims !== undefined ? { claims: r.claims } : {}),
     ...(presented ? { presented } : {}),
@@ -147,6 +151,7 @@ export function startSession(oid: string, reg: string, jur?: string, now = Date.
     ct: Math.floor(now / 1000),
     ver: 0,
     data: {},
+    dataBytes: EMPTY_DATA_BYTES,
   };
 }
 
@@ -204,7 +209,8 @@ export async function resumeSession(
       continue;
     }
     if (result.kind === "ended") return { ended: result.reason };
-    if (result.kind === "fresh") return { session: { ...at, ver: 0, data: {}, presented } };
+    if (result.kind === "fresh")
+      return { session: { ...at, ver: 0, data: {}, dataBytes: EMPTY_DATA_BYTES, presented } };
     return { session: fromRecord(result.record, presented) };
   }
   throw new Error(`session ${claims.sid}: more than ${MAX_HOPS} forward pointers`);

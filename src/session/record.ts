@@ -145,6 +145,9 @@ export type WriteResult =
   | { kind: "conflict"; version: number }
   | { kind: "rejected"; code: "ERR_SESSION_TOO_LARGE" | "ERR_SESSION_TOO_MANY_KEYS"; message: string };
 
+/** Size of `{}`, the document of a session that has stored nothing. */
+export const EMPTY_DATA_BYTES = 2;
+
 /** Tokens carry at most this much clock skew past their exp (ms). */
 export const SKEW_MS = 10_000;
 
@@ -183,7 +186,7 @@ export function newRecord(meta: SessionMeta, now: number): SessionRecord {
     epoch: meta.epoch,
     version: 0,
     data: {},
-    dataBytes: 2,
+    dataBytes: EMPTY_DATA_BYTES,
     oid: meta.oid,
     reg: meta.reg,
     createdAt: meta.createdAt,
