@@ -1,3 +1,4 @@
+import { base64url } from "jose";
 import type { EdgeConfig } from "../config/index.ts";
 import { EdgeError } from "../errors.ts";
 
@@ -52,7 +53,5 @@ export async function clientFingerprint(request: Request, cfg: EdgeConfig): Prom
   if (cfg.clientBinding.includes("ip")) parts.push(ipPrefix(request.headers.get("cf-connecting-ip")));
   if (cfg.clientBinding === "ja4") parts.push(cf?.botManagement?.ja4 ?? "");
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(parts.join("\u0000"))));
-  let bin = "";
-  for (const b of digest.slice(0, 12)) bin += String.fromCharCode(b);
-  return btoa(bin).replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "");
+  return base64url.encode(digest.slice(0, 12));
 }

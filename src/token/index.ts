@@ -1,3 +1,5 @@
+import { base64url } from "jose";
+
 export {
   AFFINITY_TYP,
   type AffinityClaims,
@@ -14,8 +16,5 @@ export { buildKeyRing, generateDevelopmentKeys, type KeyRing, type SigningAlgori
 
 /** 144 random bits, base64url (RFC 8725 does not ask this; OWASP asks for at least 64 bits of entropy). */
 export function newSessionId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(18));
-  let bin = "";
-  for (const b of bytes) bin += String.fromCharCode(b);
-  return btoa(bin).replaceAll("+", "-").replaceAll("/", "_");
+  return base64url.encode(crypto.getRandomValues(new Uint8Array(18)));
 }
