@@ -21,6 +21,7 @@
  *          again after the timeout (alongside the paced run).
  */
 import type { RunningEdge } from "../edge.ts";
+import type { Counts } from "../workers/counting/counts.ts";
 import { Client, sleep } from "./client.ts";
 import { cpuMs } from "./cpu.ts";
 
@@ -91,17 +92,8 @@ export interface CostFigures {
   poolViewsPerSecond: number;
 }
 
-interface RawCounts {
-  objectCalls: Record<string, number>;
-  objectBusyMs: number;
-  storage: Record<string, number>;
-  kv: Record<string, number>;
-  kvBytesWritten: number;
-  poolCalls: Record<string, number>;
-  objects: string[];
-}
 interface CountsResponse {
-  sessions: Record<string, RawCounts>;
+  sessions: Record<string, Counts>;
   pool: Record<string, number>;
 }
 

@@ -21,22 +21,7 @@
  * in one isolate locally.
  */
 import edge, { PoolObject as RealPool, SessionObject as RealSession } from "../../../src/index.ts";
-
-interface Counts {
-  /** RPC calls and alarm invocations received by the session's objects, by method. */
-  objectCalls: Record<string, number>;
-  /** Busy wall time of the session's objects, ms. */
-  objectBusyMs: number;
-  /** Storage API calls, by operation. */
-  storage: Record<string, number>;
-  /** KV operations on the session's keys, by operation. */
-  kv: Record<string, number>;
-  kvBytesWritten: number;
-  /** Calls the session's objects made to the pool object (live counts on timeout, events), by method. */
-  poolCalls: Record<string, number>;
-  /** Distinct objects (one per epoch). */
-  objects: string[];
-}
+import type { Counts } from "./counts.ts";
 
 const sessions = new Map<string, Counts>();
 const pool: Record<string, number> = {};
