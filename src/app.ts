@@ -7,13 +7,14 @@ import { loadConfig } from "./config/index.ts";
 import { EdgeError } from "./errors.ts";
 import { log } from "./log.ts";
 import { poolView } from "./origins/index.ts";
-import { clientResponse, newSessionFor, readPresentedToken } from "./proxy/index.ts";
+import { clientResponse, errorResponse, newSessionFor, readPresentedToken } from "./proxy/index.ts";
 import type { Placement } from "./proxy/route.ts";
 import {
   applyOriginDirectives,
   clientRegion,
   fallbackOrFail,
   forward,
+  homeRegionFor,
   jurisdictionFor,
   place,
   type RequestScope,
@@ -58,17 +59,26 @@ async function proxy(c: Context<AppEnv>): Promise<Response> {
         status: 401,
         report: false,
       });
-    await limitNewSessions(c.env, request);
+    // A request that raced a login with the pre-login token is no new visitor: it is not rate limited.
+    if (found.rotatedAt === undefined) await limitNewSessions(c.env, request);
     const origin = x.rt.router.pick(x.view, x.region);
     placement = origin ? { origin, fallback: false } : fallbackOrFail(cfg, "no origin can take new sessions");
-    session = newSessionFor(origin?.id ?? placement.origin.id, x.region, found.refused, jurisdictionFor(request, cfg));
+    const jur = jurisdictionFor(request, cfg);
+    const home = homeRegionFor(x, jur) ?? x.region;
+    session = newSessionFor(origin?.id ?? placement.origin.id, home, found.refused, jur);
+    if (found.rotatedAt !== undefined) session = { ...session, ephemeral: true };
   }
 
   if (x.binding) session = { ...session, cb: x.binding };
   const forwarded = await forward(x, session, placement);
   const applied = await applyOriginDirectives(x, forwarded.session, forwarded.upstream);
+  if (!applied.ok) {
+    // Not durable, so not acknowledged: the origin's answer is dropped, the client told to retry.
+    await forwarded.upstream.body?.cancel().catch(() => {});
+    return errorResponse(cfg, applied.error, presented.mode, applied.loggedOut);
+  }
   // Whatever session the client keeps (a rotated one included), its token carries this client's binding.
-  const kept = applied && x.binding ? { ...applied, cb: x.binding } : applied;
+  const kept = applied.session && x.binding ? { ...applied.session, cb: x.binding } : applied.session;
   return clientResponse(cfg, forwarded.upstream, presented.mode, kept);
 }
 

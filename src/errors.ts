@@ -36,3 +36,15 @@ export class EdgeError extends Error {
     });
   }
 }
+
+/**
+ * The session could not be read or changed durably right now (its object unreachable, a
+ * migration not finished in time, too many forward pointers): a typed 503 the client can retry.
+ */
+export function sessionUnavailable(message: string, cause?: unknown): EdgeError {
+  return new EdgeError("ERR_SESSION_UNAVAILABLE", message, {
+    status: 503,
+    headers: { "retry-after": "1" },
+    ...(cause !== undefined ? { cause } : {}),
+  });
+}

@@ -4,6 +4,7 @@ import { EdgeError } from "../errors.ts";
 import { evacuateRegion, locateSession } from "../migration/index.ts";
 import { poolStub, poolView } from "../origins/index.ts";
 import { objectCaller } from "../replication/failover.ts";
+import { following } from "../session/index.ts";
 import { type AdminApp, errors, json, security } from "./openapi.ts";
 import { FaultSchema, MigrateRequestSchema, MigrationResultSchema, SessionViewSchema } from "./schemas.ts";
 import { sessionView } from "./sessions.ts";
@@ -116,7 +117,7 @@ export function registerSessionRoutes(admin: AdminApp): void {
     if (found.stored.status !== "active")
       throw new EdgeError("ERR_SESSION_ENDED", `session ${sid} has already ended`, { status: 409 });
     const active = found.stored;
-    await call(found.at, (stub) =>
+    const { result } = await following(found.at, call, (stub) =>
       stub.revoke({
         sid,
         epoch: found.at.ep,
@@ -129,11 +130,13 @@ export function registerSessionRoutes(admin: AdminApp): void {
         pool: active.pool,
       }),
     );
-    c.executionCtx.waitUntil(
-      poolStub(c.env, cfg)
-        .adjustSessions({ [active.oid]: -1 }, { [active.reg]: -1 })
-        .catch(() => {}),
-    );
+    const counts = result.kind === "destroyed" ? result.counts : undefined;
+    if (counts)
+      c.executionCtx.waitUntil(
+        poolStub(c.env, cfg)
+          .adjustSessions(counts.sessions, counts.regions)
+          .catch(() => {}),
+      );
     const after = await locateSession(c.env, cfg, sid, call);
     if (!after) throw unknownSession(sid);
     return c.json(sessionView(after, false), 200);

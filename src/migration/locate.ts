@@ -1,15 +1,13 @@
 import type { EdgeConfig } from "../config/index.ts";
 import type { SnapshotMetadata } from "../replication/codec.ts";
 import { snapshotKey } from "../replication/codec.ts";
-import type { ObjectCall, SessionAt } from "../session/client.ts";
+import { following, type ObjectCall, type SessionAt } from "../session/client.ts";
 import type { StoredSession } from "../session/record.ts";
 
 export interface Located {
   at: SessionAt;
   stored: StoredSession;
 }
-
-const MAX_HOPS = 6;
 
 /**
  * Finds the object that holds a session now, for operator calls that know only
@@ -40,16 +38,12 @@ export async function locateSession(
         ...(cfg.jurisdictions === "eu" ? [{ sid, ep: 1, reg: "weur", oid: "", ct: 0, jur: "eu" }] : []),
       ];
   for (const start of starts) {
-    let at = start;
-    for (let hop = 0; hop < MAX_HOPS; hop++) {
-      const here = at;
-      const stored = await call(here, (stub) => stub.inspect());
-      if (!stored) break;
-      if (stored.status !== "moved") return { at: here, stored };
-      at = { ...at, ep: stored.to.ep, reg: stored.to.reg };
-      if (stored.to.jur) at.jur = stored.to.jur;
-      else delete at.jur;
-    }
+    const { result, at } = await following(start, call, async (stub) => {
+      const stored = await stub.inspect();
+      if (stored?.status === "moved") return { kind: "moved" as const, to: stored.to };
+      return { kind: "here" as const, stored };
+    });
+    if (result.stored) return { at, stored: result.stored };
   }
   return undefined;
 }

@@ -1,4 +1,5 @@
 import type { EdgeConfig } from "../config/index.ts";
+import type { EdgeError } from "../errors.ts";
 import { log } from "../log.ts";
 import { type LiveSession, startSession } from "../session/index.ts";
 import { JURISDICTION_REGIONS } from "../session/migration.ts";
@@ -98,13 +99,22 @@ export async function clientResponse(
   const headers = new Headers(upstream.headers);
   cleanResponseHeaders(headers, cfg.cookieName);
   if (!session) writeToken(headers, mode, cfg, undefined, 0);
-  else if (mode === "header" || !session.presented || needsNewToken(session, Math.floor(Date.now() / 1000))) {
+  else if (session.ephemeral) {
+    // The client raced its own login: its new token stands; this response must not replace it.
+  } else if (mode === "header" || !session.presented || needsNewToken(session, Math.floor(Date.now() / 1000))) {
     const { token, maxAge } = await sessionTokenFor(cfg, session);
     writeToken(headers, mode, cfg, token, maxAge);
   }
   if (upstream.status === 101 && upstream.webSocket)
     return new Response(null, { status: 101, webSocket: upstream.webSocket, headers });
   return new Response(upstream.body, { status: upstream.status, statusText: upstream.statusText, headers });
+}
+
+/** The layer's own error instead of the origin's answer; `clearToken`: the client is logged out all the same. */
+export function errorResponse(cfg: EdgeConfig, error: EdgeError, mode: TokenMode, clearToken: boolean): Response {
+  const res = error.toResponse();
+  if (clearToken) writeToken(res.headers, mode, cfg, undefined, 0);
+  return res;
 }
 
 /** A session for a client with no usable token; logged so refused tokens are visible. */

@@ -13,6 +13,7 @@ import {
   steer,
   WeightedRoundRobin,
 } from "../origins/index.ts";
+import { ObjectUnavailable } from "../replication/failover.ts";
 import { commitChange, type LiveSession, type ObjectCall } from "../session/index.ts";
 
 type WaitUntil = (p: Promise<unknown>) => void;
@@ -116,16 +117,23 @@ export async function repin(
   if (home !== undefined) next.home = home;
   else delete next.home;
   if (s.ver > 0 || home !== undefined || s.home !== undefined) {
-    const outcome = await commitChange(env, cfg, s, { assign: { oid: to.id, home: home ?? null, reason } }, call);
-    if (outcome.kind === "updated") {
-      next = { ...outcome.session, moved: { from: s.oid, reason } };
-      const deltas: Record<string, number> = outcome.created ? { [to.id]: 1 } : { [s.oid]: -1, [to.id]: 1 };
-      const regions: Record<string, number> = outcome.created ? { [s.reg]: 1 } : {};
-      waitUntil(
-        poolStub(env, cfg)
-          .adjustSessions(deltas, regions)
-          .catch(() => {}),
-      );
+    try {
+      const outcome = await commitChange(cfg, s, { assign: { oid: to.id, home: home ?? null, reason } }, call);
+      if (outcome.kind === "updated") {
+        next = { ...outcome.session, moved: { from: s.oid, reason } };
+        const counts = outcome.counts;
+        if (counts)
+          waitUntil(
+            poolStub(env, cfg)
+              .adjustSessions(counts.sessions, counts.regions)
+              .catch(() => {}),
+          );
+      }
+    } catch (e) {
+      if (!(e instanceof ObjectUnavailable) && !(e instanceof EdgeError)) throw e;
+      // This request goes to the new origin all the same (its token says so); the object learns of the
+      // move on a later request. Refusing it would fail a request that the new origin can serve.
+      log("warn", "session_repin_not_stored", { sid: s.sid, to: to.id, reason, message: e.message });
     }
   }
   // The pool keeps recent re-pins for the operator's timeline.

@@ -1,10 +1,22 @@
 import type { EdgeConfig } from "../config/index.ts";
 import { LOCATION_HINTS } from "../config/index.ts";
-import { EdgeError } from "../errors.ts";
+import { EdgeError, sessionUnavailable } from "../errors.ts";
 import { log } from "../log.ts";
 import { type ClientLocation, locationHintFor, type PoolView, poolStub } from "../origins/index.ts";
-import { ObjectUnavailable, restoreSession } from "../replication/failover.ts";
-import { commitChange, type LiveSession, type ObjectCall, resumeSession } from "../session/index.ts";
+import { healthyRegions, ObjectUnavailable, type RecoveryScope, recoverSession } from "../replication/failover.ts";
+import { presentedFrom } from "../session/client.ts";
+import {
+  type CommitOutcome,
+  type CountDelta,
+  commitChange,
+  type LiveSession,
+  type ObjectCall,
+  type Resumed,
+  ROTATION_GRACE_MS,
+  resumeSession,
+  type SessionChange,
+  startSession,
+} from "../session/index.ts";
 import { ForwardedSigner, verifyAffinityToken } from "../token/index.ts";
 import { fetchOrigin, type PresentedToken, parseDirectives, upstreamHeaders, upstreamUrl } from "./index.ts";
 import { noOriginError, type Placement, Router, repin, retryableBody } from "./route.ts";
@@ -45,15 +57,48 @@ export interface RequestScope {
   binding: string | undefined;
 }
 
+/** A client with no usable session: why its token was refused, if it sent one. */
+export interface NoSession {
+  refused: { code: string; message: string } | undefined;
+  /** Its token was rotated by a login moments ago (a request that raced the login): keep the client's new token. */
+  rotatedAt?: number;
+}
+
+/** Everything recovery needs from this request. */
+function recoveryScope(x: RequestScope, oid: string): RecoveryScope {
+  return {
+    env: x.env,
+    cfg: x.cfg,
+    call: x.call,
+    faults: x.view?.faults ?? [],
+    clientRegion: x.region,
+    recordEvent: (detail) =>
+      x.waitUntil(
+        poolStub(x.env, x.cfg)
+          .recordEvent("session_restored", oid, detail)
+          .catch(() => {}),
+      ),
+  };
+}
+
+/** Live-session counts as the session objects decided them, passed on to the pool. */
+function reportCounts(x: RequestScope, counts: readonly (CountDelta | undefined)[]): void {
+  for (const c of counts)
+    if (c)
+      x.waitUntil(
+        poolStub(x.env, x.cfg)
+          .adjustSessions(c.sessions, c.regions)
+          .catch(() => {}),
+      );
+}
+
 /**
  * Steps 1–3 of the request flow: token → verification → the session's Durable
- * Object. If that object cannot be reached, the session is restored from its
- * KV snapshot into a new object elsewhere (section 6 of the design).
+ * Object. If that object cannot be reached, the session is recovered: a newer
+ * epoch is followed if one answers, else it is restored from its KV snapshot
+ * into a new object elsewhere (section 6 of the design).
  */
-export async function sessionFor(
-  x: RequestScope,
-  presented: PresentedToken,
-): Promise<LiveSession | { refused: { code: string; message: string } | undefined }> {
+export async function sessionFor(x: RequestScope, presented: PresentedToken): Promise<LiveSession | NoSession> {
   if (!presented.token) return { refused: undefined };
   const { cfg } = x;
   const verified = await verifyAffinityToken(
@@ -65,46 +110,48 @@ export async function sessionFor(
     return {
       refused: { code: "ERR_TOKEN_BINDING", message: "the token was issued to a different client (CLIENT_BINDING)" },
     };
-  let resumed: Awaited<ReturnType<typeof resumeSession>>;
+  let resumed: Resumed;
   try {
     resumed = await resumeSession(cfg, verified.claims, presented.token, x.region, x.call);
   } catch (e) {
     if (!(e instanceof ObjectUnavailable)) throw e;
-    log("error", "session_object_unavailable", {
-      sid: verified.claims.sid,
-      code: e.code,
-      message: e.message,
-      epoch: e.at.ep,
-      region: e.at.reg,
-    });
-    const restored = await restoreSession(
-      x.env,
-      cfg,
-      verified.claims,
-      presented.token,
+    logUnavailable(e);
+    const recovered = await recoverSession(
+      recoveryScope(x, verified.claims.oid),
       e,
-      x.region,
-      x.view?.faults ?? [],
-      x.call,
-      (detail) =>
-        x.waitUntil(
-          poolStub(x.env, cfg)
-            .recordEvent("session_restored", verified.claims.oid, detail)
-            .catch(() => {}),
-        ),
-    ).catch((err: unknown) => {
-      if (err instanceof EdgeError) throw err;
-      throw new EdgeError("ERR_SESSION_UNAVAILABLE", "the session could not be reached or restored", {
-        status: 503,
-        cause: err,
-        headers: { "retry-after": "1" },
-      });
-    });
-    if (restored.kind === "restored") return restored.session;
-    return { refused: { code: restored.code, message: restored.message } };
+      presentedFrom(verified.claims, presented.token),
+    );
+    if (recovered.kind === "refused") return { refused: { code: recovered.code, message: recovered.message } };
+    if (recovered.kind === "restored") reportCounts(x, [recovered.counts]);
+    resumed =
+      recovered.kind === "ended"
+        ? { ended: recovered.reason, ...(recovered.at !== undefined ? { at: recovered.at } : {}) }
+        : { session: recovered.session };
   }
   if ("session" in resumed) return resumed.session;
-  return { refused: { code: "ERR_SESSION_ENDED", message: `the session has ended (${resumed.ended})` } };
+  const refused = { code: "ERR_SESSION_ENDED", message: `the session has ended (${resumed.ended})` };
+  if (resumed.ended === "rotated" && resumed.at !== undefined && Date.now() - resumed.at < ROTATION_GRACE_MS)
+    return { refused, rotatedAt: resumed.at };
+  return { refused };
+}
+
+function logUnavailable(e: ObjectUnavailable): void {
+  log("error", "session_object_unavailable", {
+    sid: e.at.sid,
+    code: e.code,
+    message: e.message,
+    epoch: e.at.ep,
+    region: e.at.reg,
+  });
+}
+
+/** Where a session that stores nothing yet may be created: the client's region unless it is known to be down. */
+export function homeRegionFor(
+  x: RequestScope,
+  jur: string | undefined,
+  exclude: readonly string[] = [],
+): string | undefined {
+  return healthyRegions(x.region, jur, x.view?.faults ?? [], exclude)[0];
 }
 
 /** Step 4: the origin for this request — the session's own, or another if it must move (failover, drain, return home). */
@@ -189,49 +236,132 @@ async function injectedOriginFault(x: RequestScope, oid: string): Promise<void> 
   if (fault?.mode === "slow") await new Promise((r) => setTimeout(r, fault.ms ?? 1000));
 }
 
-/** Step 6: what the origin asked of the session, applied; returns the session the client keeps (undefined: logged out). */
+/** What the origin asked, once applied: the session the client keeps (undefined: logged out), or why not. */
+export type Applied =
+  | { ok: true; session: LiveSession | undefined }
+  /** The change is not durable: the client gets `error` instead of the origin's 2xx; `loggedOut`: clear its token. */
+  | { ok: false; error: EdgeError; loggedOut: boolean };
+
+/**
+ * Step 6: what the origin asked of the session, applied durably. A response
+ * that carries a change is answered 2xx only once the change is committed;
+ * otherwise the client gets a typed error (a version conflict, an ended
+ * session, or 503 with Retry-After). A logout that cannot be recorded still
+ * clears the client's token (fail closed).
+ */
 export async function applyOriginDirectives(
   x: RequestScope,
   session: LiveSession,
   upstream: Response,
-): Promise<LiveSession | undefined> {
+): Promise<Applied> {
   const { change, problems } = parseDirectives(upstream.headers, x.cfg.limits);
   for (const p of problems)
     log("warn", "origin_directive_rejected", { code: p.code, message: p.message, sid: session.sid, oid: session.oid });
-  if (!change) return session;
+  if (!change) return { ok: true, session };
+  let outcome: CommitOutcome;
   try {
-    const outcome = await commitChange(x.env, x.cfg, session, change, x.call);
-    if (outcome.kind === "unchanged") {
+    outcome = await commitDurably(x, session, change);
+  } catch (e) {
+    if (!(e instanceof EdgeError)) throw e;
+    log("error", "session_commit_failed", { code: e.code, sid: session.sid, message: e.message });
+    return { ok: false, error: e, loggedOut: change.logout === true };
+  }
+  switch (outcome.kind) {
+    case "updated":
+      reportCounts(x, [outcome.counts]);
+      return { ok: true, session: outcome.session };
+    case "rotated":
+      reportCounts(x, outcome.counts);
+      return { ok: true, session: outcome.session };
+    case "logged-out":
+      reportCounts(x, [outcome.counts]);
+      return { ok: true, session: undefined };
+    case "refused":
+      // The origin's own mistake (a document over the limits): logged; the session stays as it was.
       log("warn", "origin_directive_rejected", {
         code: outcome.code,
         message: outcome.message,
         sid: session.sid,
         oid: session.oid,
       });
-      return session;
-    }
-    // Live counts: a session is counted when it is first stored. A login rotation stores a new
-    // session in place of the old one, so it counts only if the old one was never stored (version 0).
-    const delta =
-      outcome.kind === "logged-out"
-        ? -1
-        : (outcome.kind === "updated" && outcome.created) || (outcome.kind === "rotated" && session.ver === 0)
-          ? 1
-          : 0;
-    if (delta) {
-      const counted = outcome.kind === "logged-out" ? session : outcome.session;
-      x.waitUntil(
-        poolStub(x.env, x.cfg)
-          .adjustSessions({ [counted.oid]: delta }, { [counted.reg]: delta })
-          .catch(() => {}),
-      );
-    }
-    return outcome.kind === "logged-out" ? undefined : outcome.session;
+      return { ok: true, session };
+    case "conflict":
+      return {
+        ok: false,
+        loggedOut: false,
+        error: new EdgeError(
+          "ERR_VERSION_CONFLICT",
+          `the session changed meanwhile (now at version ${outcome.version}); try again`,
+          {
+            status: 409,
+            report: false,
+          },
+        ),
+      };
+    case "ended":
+      // Ended already: a logout has nothing left to do. Anything else was not applied anywhere.
+      if (change.logout) return { ok: true, session: undefined };
+      return {
+        ok: false,
+        // A login that rotated it moments ago left the client a new token: keep that one.
+        loggedOut: outcome.reason !== "rotated",
+        error: new EdgeError(
+          "ERR_SESSION_ENDED",
+          outcome.reason === "rotated"
+            ? "a login replaced this session moments ago; send the request again with the new token"
+            : `the session ended (${outcome.reason}) before the change could be applied`,
+          { status: 409, report: false },
+        ),
+      };
+    case "unavailable":
+      log("error", "session_commit_failed", {
+        code: "ERR_SESSION_UNAVAILABLE",
+        sid: session.sid,
+        message: outcome.message,
+      });
+      return { ok: false, error: sessionUnavailable(outcome.message), loggedOut: change.logout === true };
+  }
+}
+
+/**
+ * Commits a change, and when the session's object cannot take it, moves on: a
+ * session that stored nothing yet starts in a healthy region instead; an
+ * existing one is recovered (a newer epoch followed, or restored) and the change
+ * applied there. Throws a typed 503 when neither works.
+ */
+async function commitDurably(x: RequestScope, session: LiveSession, change: SessionChange): Promise<CommitOutcome> {
+  if (session.ephemeral)
+    return change.logout ? { kind: "logged-out" } : { kind: "ended", reason: "rotated", at: Date.now() };
+  const rotationRegions = (s: LiveSession) => healthyRegions(s.reg, s.jur, x.view?.faults ?? []);
+  let failure: ObjectUnavailable;
+  try {
+    return await commitChange(x.cfg, session, change, x.call, rotationRegions(session));
   } catch (e) {
-    log("error", "session_commit_failed", { code: "ERR_SESSION_UNAVAILABLE", sid: session.sid, message: String(e) });
-    // A logout that could not be recorded still logs the client out: its token is cleared (fail closed).
-    // Anything else: the origin has answered, and its response is served with the session as it was.
-    return change.logout ? undefined : session;
+    if (!(e instanceof ObjectUnavailable)) throw e;
+    logUnavailable(e);
+    failure = e;
+  }
+  let target: LiveSession;
+  if (!session.presented && session.ver === 0) {
+    // No token names it yet and nothing is stored: the same session can start anywhere; a new id keeps it simple.
+    const reg = homeRegionFor(x, session.jur, [failure.at.reg]);
+    if (!reg) throw sessionUnavailable("no region can store the session now; try again", failure);
+    const { sid, ep, reg: home, ct } = startSession(session.oid, reg, session.jur);
+    target = { ...session, sid, ep, reg: home, ct };
+  } else {
+    const recovered = await recoverSession(recoveryScope(x, session.oid), failure, session.presented);
+    if (recovered.kind === "ended")
+      return { kind: "ended", reason: recovered.reason, ...(recovered.at !== undefined ? { at: recovered.at } : {}) };
+    if (recovered.kind === "refused")
+      throw sessionUnavailable(`the session could not be restored (${recovered.code}); try again`);
+    if (recovered.kind === "restored") reportCounts(x, [recovered.counts]);
+    target = { ...recovered.session, ...(session.moved ? { moved: session.moved } : {}) };
+  }
+  try {
+    return await commitChange(x.cfg, target, change, x.call, rotationRegions(target));
+  } catch (e) {
+    if (e instanceof ObjectUnavailable) throw sessionUnavailable("the session could not be stored now; try again", e);
+    throw e;
   }
 }
 

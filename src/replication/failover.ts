@@ -1,20 +1,21 @@
 import { type EdgeConfig, LOCATION_HINTS } from "../config/index.ts";
-import { EdgeError } from "../errors.ts";
+import { sessionUnavailable } from "../errors.ts";
 import { log } from "../log.ts";
 import type { Fault } from "../origins/index.ts";
 import {
   fromRecord,
   type LiveSession,
   type ObjectCall,
-  presentedFrom,
+  type PresentedClaims,
+  readAt,
   type SessionAt,
   sessionMeta,
   sessionStub,
 } from "../session/client.ts";
+import type { RestoreSource } from "../session/machine.ts";
 import { JURISDICTION_REGIONS } from "../session/migration.ts";
-import { EMPTY_DATA_BYTES, type Forward } from "../session/record.ts";
-import type { AffinityClaims } from "../token/index.ts";
-import { readSnapshot, writeFence } from "./store.ts";
+import type { CountDelta, EndReason, Forward, WriteResult } from "../session/record.ts";
+import { readFence, readSnapshot, writeFence } from "./store.ts";
 
 /** The session's object could not be reached (error, overload, timeout, or an injected fault). */
 export class ObjectUnavailable extends Error {
@@ -76,91 +77,198 @@ export function objectCaller(env: Env, cfg: EdgeConfig, faults: readonly Fault[]
   };
 }
 
+/**
+ * Regions a session may be placed in, best first: the preferred one unless it is
+ * known to be down or excluded, then the others its jurisdiction allows.
+ */
+export function healthyRegions(
+  preferred: string,
+  jur: string | undefined,
+  down: readonly Fault[],
+  exclude: readonly string[] = [],
+): string[] {
+  const allowed = jur ? (JURISDICTION_REGIONS[jur] ?? []) : LOCATION_HINTS;
+  const isDown = (r: string) => down.some((f) => f.mode === "down" && f.target === `region:${r}`);
+  const ordered = [preferred, ...allowed].filter((r, i, all) => all.indexOf(r) === i && allowed.includes(r));
+  return ordered.filter((r) => !exclude.includes(r) && !isDown(r));
+}
+
 /** Where a restored session goes: the client's region if it is not the failed one, else the next allowed one. */
 export function restoreRegion(
   failed: string,
   clientRegion: string,
   jur: string | undefined,
   down: readonly Fault[],
+  exclude: readonly string[] = [],
 ): string {
-  const allowed = jur ? (JURISDICTION_REGIONS[jur] ?? []) : LOCATION_HINTS;
-  const isDown = (r: string) => down.some((f) => f.mode === "down" && f.target === `region:${r}`);
-  const candidates = [clientRegion, ...allowed].filter((r) => r !== failed && allowed.includes(r) && !isDown(r));
-  return candidates[0] ?? failed;
+  return healthyRegions(clientRegion, jur, down, [failed, ...exclude])[0] ?? failed;
 }
 
-export type RestoreOutcome =
-  | { kind: "restored"; session: LiveSession }
-  | { kind: "fresh"; code: string; message: string };
+export type Recovered =
+  /** A newer epoch than the one that failed was found alive: followed, nothing restored. */
+  | { kind: "live"; session: LiveSession }
+  | { kind: "restored"; session: LiveSession; counts?: CountDelta }
+  | { kind: "ended"; reason: EndReason; at?: number }
+  /** The snapshot could not be used (corrupt, another key): the client starts over. */
+  | { kind: "refused"; code: string; message: string };
+
+export interface RecoveryScope {
+  env: Env;
+  cfg: EdgeConfig;
+  call: ObjectCall;
+  faults: readonly Fault[];
+  clientRegion: string;
+  recordEvent: (detail: string) => void;
+}
+
+/** Restores tried in turn (each a later epoch, another region) before answering 503. */
+const RESTORE_ATTEMPTS = 3;
+
+const forwardOf = (at: SessionAt): Forward => ({ ep: at.ep, reg: at.reg, ...(at.jur ? { jur: at.jur } : {}) });
+
+function atForward(at: SessionAt, to: Forward): SessionAt {
+  const next: SessionAt = { ...at, ep: to.ep, reg: to.reg };
+  if (to.jur) next.jur = to.jur;
+  else delete next.jur;
+  return next;
+}
 
 /**
- * The home object is unreachable: rebuild the session from its latest KV
- * snapshot in a new object (a higher epoch, another region), fence the old
- * epochs, and carry on. Writes made after the last snapshot are lost; the log
- * line says how old the snapshot was (the recovery point, measured).
+ * The session's object could not be reached. Recovery moves forward only
+ * (DESIGN.md §6): first learn whether a newer epoch exists (the KV fence a
+ * restore leaves, the snapshot's metadata) and follow it if it answers; only
+ * when the newest known epoch is unreachable is the session restored, into the
+ * next epoch, from the latest snapshot (or empty, if none was ever written).
+ * The restored object fences every older epoch, and those send on whatever they
+ * committed after that snapshot (catch-up): an acknowledged write is never lost.
  */
-export async function restoreSession(
-  env: Env,
-  cfg: EdgeConfig,
-  claims: AffinityClaims,
-  raw: string,
+export async function recoverSession(
+  x: RecoveryScope,
   failure: ObjectUnavailable,
-  clientRegion: string,
-  faults: readonly Fault[],
-  call: ObjectCall,
-  recordEvent: (detail: string) => void,
-): Promise<RestoreOutcome> {
+  presented?: PresentedClaims,
+): Promise<Recovered> {
+  const { env, cfg } = x;
   const started = Date.now();
-  const failed = failure.at;
-  const snap = await readSnapshot(env.SNAPSHOTS, cfg.snapshots.key, claims.sid).catch((e: unknown) => {
-    throw new EdgeError("ERR_SESSION_UNAVAILABLE", "the session store and its snapshots could not be reached", {
-      status: 503,
-      cause: e,
-      headers: { "retry-after": "1" },
-    });
+  const sid = failure.at.sid;
+  const [fence, snap] = await Promise.all([
+    readFence(env.SNAPSHOTS, sid),
+    readSnapshot(env.SNAPSHOTS, cfg.snapshots.key, sid),
+  ]).catch((e: unknown) => {
+    throw sessionUnavailable("the session's object and its snapshots could not be reached", e);
   });
   if (snap.found && !snap.decoded.ok) {
-    log("error", "snapshot_refused", { sid: claims.sid, code: snap.decoded.code, message: snap.decoded.message });
-    return { kind: "fresh", code: snap.decoded.code, message: snap.decoded.message };
+    log("error", "snapshot_refused", { sid, code: snap.decoded.code, message: snap.decoded.message });
+    return { kind: "refused", code: snap.decoded.code, message: snap.decoded.message };
   }
   const snapshot = snap.found && snap.decoded.ok ? snap.decoded.snapshot : undefined;
-  const ep = Math.max(failed.ep, snapshot?.epoch ?? 0) + 1;
-  const jur = failed.jur ?? snapshot?.jurisdiction;
-  const reg = restoreRegion(failed.reg, clientRegion, jur, faults);
-  const target: SessionAt = { ...failed, ep, reg, ...(jur ? { jur } : {}) };
-  const to: Forward = { ep, reg, ...(jur ? { jur } : {}) };
-  // Readers of the fence: any old epoch that comes back and is asked to write.
-  await writeFence(env.SNAPSHOTS, claims.sid, to, (claims.ct + cfg.absoluteTimeout) * 1000);
 
-  const presented = presentedFrom(claims, raw);
-  let session: LiveSession;
-  if (!snapshot) {
-    // Nothing was stored (or not yet snapshotted): the session continues, empty, in the new epoch.
-    session = { ...target, ver: 0, data: {}, dataBytes: EMPTY_DATA_BYTES, presented };
-  } else {
-    const predecessors: Forward[] = [
-      { ep: failed.ep, reg: failed.reg, ...(failed.jur ? { jur: failed.jur } : {}) },
-      ...(snapshot.epoch !== failed.ep ? [{ ep: snapshot.epoch, reg: snapshot.region, ...(jur ? { jur } : {}) }] : []),
-    ];
-    const restored = await call(target, (stub) => stub.restore(sessionMeta(cfg, target), snapshot, predecessors));
-    if (restored.kind !== "ok")
-      return { kind: "fresh", code: "ERR_SESSION_ENDED", message: `restore target is ${restored.kind}` };
-    session = { ...fromRecord(restored.record), presented };
+  // A newer epoch than the one that failed: follow it; never restore over it while it answers.
+  let failed = failure.at;
+  const tried: SessionAt[] = [failed];
+  const newer = [
+    ...(fence ? [fence] : []),
+    ...(snapshot
+      ? [{ ep: snapshot.epoch, reg: snapshot.region, ...(snapshot.jurisdiction ? { jur: snapshot.jurisdiction } : {}) }]
+      : []),
+  ]
+    .filter((f) => f.ep > failed.ep)
+    .sort((a, b) => b.ep - a.ep);
+  const newest = newer[0];
+  if (newest) {
+    const at = atForward(failed, newest);
+    try {
+      const resumed = await readAt(cfg, at, x.clientRegion, x.call, presented);
+      if ("ended" in resumed)
+        return { kind: "ended", reason: resumed.ended, ...(resumed.at !== undefined ? { at: resumed.at } : {}) };
+      return { kind: "live", session: resumed.session };
+    } catch (e) {
+      if (!(e instanceof ObjectUnavailable)) throw e;
+      failed = e.at;
+      tried.push(e.at);
+    }
   }
-  const snapshotAgeMs = snapshot ? started - snapshot.takenAt : null;
-  log("warn", "session_restored", {
-    sid: claims.sid,
-    cause: failure.code,
-    from_epoch: failed.ep,
-    from_region: failed.reg,
-    to_epoch: ep,
-    to_region: reg,
-    version: snapshot?.version ?? 0,
-    snapshot_age_ms: snapshotAgeMs,
-    restore_ms: Date.now() - started,
-  });
-  recordEvent(
-    `${claims.sid} ${failed.reg}→${reg} from v${snapshot?.version ?? 0}${snapshotAgeMs !== null ? `, ${snapshotAgeMs} ms old` : ""}`,
-  );
-  return { kind: "restored", session };
+
+  const jur = failed.jur ?? snapshot?.jurisdiction;
+  const source: RestoreSource =
+    snapshot && snapshot.epoch <= failed.ep
+      ? {
+          version: snapshot.version,
+          epoch: snapshot.epoch,
+          data: snapshot.data,
+          ...(snapshot.auth.sub !== undefined ? { sub: snapshot.auth.sub } : {}),
+          ...(snapshot.auth.claims ? { claims: snapshot.auth.claims } : {}),
+          origin: snapshot.origin,
+          ...(snapshot.home ? { home: snapshot.home } : {}),
+          createdAt: snapshot.createdAt,
+          updatedAt: snapshot.updatedAt,
+          takenAt: snapshot.takenAt,
+        }
+      : // Nothing was ever snapshotted: the session goes on, empty, and the old epoch sends its writes on.
+        { version: 0, epoch: failed.ep, data: {}, origin: failed.oid, createdAt: failed.ct * 1000, updatedAt: started };
+  const predecessors: Forward[] = [];
+  const addPredecessor = (f: Forward) => {
+    if (!predecessors.some((p) => p.ep === f.ep)) predecessors.push(f);
+  };
+  for (const t of tried) addPredecessor(forwardOf(t));
+  if (snapshot && snapshot.epoch < failed.ep)
+    addPredecessor({ ep: snapshot.epoch, reg: snapshot.region, ...(jur ? { jur } : {}) });
+
+  const known = Math.max(failed.ep, fence?.ep ?? 0, snapshot?.epoch ?? 0);
+  const excluded: string[] = [];
+  let last: unknown;
+  for (let attempt = 0; attempt < RESTORE_ATTEMPTS; attempt++) {
+    const ep = known + 1 + attempt;
+    const reg = restoreRegion(failed.reg, x.clientRegion, jur, x.faults, excluded);
+    const target: SessionAt = { ...failed, ep, reg, ...(jur ? { jur } : {}) };
+    let result: WriteResult;
+    try {
+      result = await x.call(target, (stub) => stub.restore(sessionMeta(cfg, target), source, predecessors));
+    } catch (e) {
+      if (!(e instanceof ObjectUnavailable)) throw e;
+      // It may exist all the same: the next epoch fences it too.
+      last = e;
+      excluded.push(reg);
+      addPredecessor(forwardOf(target));
+      continue;
+    }
+    if (result.kind === "moved") {
+      // Someone restored or migrated past this epoch already: that copy is the live one.
+      const resumed = await readAt(cfg, atForward(target, result.to), x.clientRegion, x.call, presented);
+      if ("ended" in resumed)
+        return { kind: "ended", reason: resumed.ended, ...(resumed.at !== undefined ? { at: resumed.at } : {}) };
+      return { kind: "live", session: resumed.session };
+    }
+    if (result.kind === "ended" && result.reason === "aborted") continue;
+    if (result.kind === "ended")
+      return { kind: "ended", reason: result.reason, ...(result.at !== undefined ? { at: result.at } : {}) };
+    if (result.kind !== "ok") {
+      last = new Error(`restore target answered ${result.kind}`);
+      continue;
+    }
+    const session = fromRecord(result.record, presented);
+    // Readers of the fence: any older epoch that comes back and is asked to write or snapshot.
+    await writeFence(
+      env.SNAPSHOTS,
+      sid,
+      { ...forwardOf(target), base: source.version },
+      (failed.ct + cfg.absoluteTimeout) * 1000,
+    ).catch((e: unknown) => log("warn", "fence_write_failed", { sid, message: String(e) }));
+    const snapshotAgeMs = source.takenAt !== undefined ? started - source.takenAt : null;
+    log("warn", "session_restored", {
+      sid,
+      cause: failure.code,
+      from_epoch: failed.ep,
+      from_region: failed.reg,
+      to_epoch: ep,
+      to_region: reg,
+      version: source.version,
+      snapshot_age_ms: snapshotAgeMs,
+      restore_ms: Date.now() - started,
+    });
+    x.recordEvent(
+      `${sid} ${failed.reg}→${reg} from v${source.version}${snapshotAgeMs !== null ? `, ${snapshotAgeMs} ms old` : ", no snapshot"}`,
+    );
+    return { kind: "restored", session, ...(result.counts ? { counts: result.counts } : {}) };
+  }
+  throw sessionUnavailable("the session could not be reached or restored; try again", last);
 }

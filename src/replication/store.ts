@@ -12,8 +12,7 @@ import {
   snapshotKey,
 } from "./codec.ts";
 
-/** KV accepts about one write per second per key: snapshots of one session are at least this far apart. */
-export const SNAPSHOT_INTERVAL_MS = 1000;
+export { SNAPSHOT_INTERVAL_MS } from "../session/machine.ts";
 
 /** The imported key, once imported: a pending import is never shared between requests. */
 let imported: { key: SnapshotKey | undefined } | undefined;
@@ -82,19 +81,22 @@ export async function readSnapshot(kv: KVNamespace, key: SnapshotKey, sid: strin
   return { found: true as const, metadata, decoded: await decodeSnapshot(key, sid, value) };
 }
 
+/** A restore's mark in KV: the epoch that took over, and the snapshot version it started from. */
+export type Fence = Forward & { base?: number };
+
 /** The newest epoch known to have taken over the session, as written by a restore. */
-export async function readFence(kv: KVNamespace, sid: string): Promise<Forward | undefined> {
+export async function readFence(kv: KVNamespace, sid: string): Promise<Fence | undefined> {
   const raw = await kv.get(fenceKey(sid));
   if (!raw) return undefined;
   try {
-    const f = JSON.parse(raw) as Forward;
+    const f = JSON.parse(raw) as Fence;
     return typeof f.ep === "number" && typeof f.reg === "string" ? f : undefined;
   } catch {
     return undefined;
   }
 }
 
-export async function writeFence(kv: KVNamespace, sid: string, to: Forward, expiresAt: number): Promise<void> {
+export async function writeFence(kv: KVNamespace, sid: string, to: Fence, expiresAt: number): Promise<void> {
   await kv.put(fenceKey(sid), JSON.stringify(to), {
     expiration: Math.max(Math.ceil(expiresAt / 1000), Math.ceil(Date.now() / 1000) + 60),
   });

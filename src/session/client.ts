@@ -1,12 +1,13 @@
 import type { EdgeConfig } from "../config/index.ts";
 import { LOCATION_HINTS, type LocationHint } from "../config/index.ts";
+import { sessionUnavailable } from "../errors.ts";
 import { log } from "../log.ts";
 import { type AffinityClaims, newSessionId } from "../token/index.ts";
 import type { JsonObject } from "./merge-patch.ts";
 import type {
+  CountDelta,
   EndReason,
   Forward,
-  ReadResult,
   SessionChange,
   SessionMeta,
   SessionRecord,
@@ -50,16 +51,36 @@ export interface LiveSession {
   presented?: PresentedClaims;
   /** Set on the request during which the session moved: where from and why (told to the new origin). */
   moved?: { from: string; reason: string };
+  /**
+   * A stand-in for a request that raced a login with the pre-login token: served anonymously,
+   * never stored, and never given a token (the client already holds its new one).
+   */
+  ephemeral?: true;
 }
 
+/** What became of an origin's change. Only `updated`, `rotated` and `logged-out` were committed. */
 export type CommitOutcome =
-  | { kind: "updated"; session: LiveSession; created: boolean }
-  | { kind: "rotated"; session: LiveSession }
-  | { kind: "logged-out" }
-  | { kind: "unchanged"; code: string; message: string };
+  | { kind: "updated"; session: LiveSession; created: boolean; counts?: CountDelta }
+  | { kind: "rotated"; session: LiveSession; counts: CountDelta[] }
+  | { kind: "logged-out"; counts?: CountDelta }
+  /** The origin's directive was refused (too large, too many keys): its bug, logged, the session as it was. */
+  | { kind: "refused"; code: string; message: string }
+  /** Set-If-Version named another version than the session's. */
+  | { kind: "conflict"; version: number }
+  /** The session ended (logout elsewhere, revoke, timeout, or a login rotated it) before the change. */
+  | { kind: "ended"; reason: EndReason; at?: number }
+  /** The change could not be made durable now (a migration that did not finish in time, snapshots behind). */
+  | { kind: "unavailable"; message: string };
+
+/**
+ * How long after a login a request still carrying the pre-login token is treated
+ * as having raced it (served without touching the client's new token, its writes
+ * refused) rather than as a new anonymous visitor. Covers an origin's slowest answer.
+ */
+export const ROTATION_GRACE_MS = 30_000;
 
 /** How many forward pointers (migrations, fences) a request follows before giving up. */
-const MAX_HOPS = 6;
+const MAX_HOPS = 12;
 /** How long a write waits, in total, for a migration in progress to finish. */
 const MIGRATION_WAIT_MS = 5000;
 
@@ -180,6 +201,30 @@ export function presentedFrom(claims: AffinityClaims, raw: string): PresentedCla
   };
 }
 
+type Moved = { kind: "moved"; to: Forward };
+
+/**
+ * Calls the object that holds the session now: starting at `start`, every
+ * forward pointer (a migration, a fence) is followed, up to MAX_HOPS. The one
+ * place that follows them, for reads, writes and operator calls alike.
+ */
+export async function following<R extends { kind: string }>(
+  start: SessionAt,
+  call: ObjectCall,
+  fn: (stub: SessionRpc, at: SessionAt) => Promise<R | Moved>,
+): Promise<{ result: Exclude<R, Moved>; at: SessionAt }> {
+  let at = start;
+  for (let hop = 0; hop <= MAX_HOPS; hop++) {
+    const here = at;
+    const result = await call(here, (stub) => fn(stub, here));
+    if (result.kind !== "moved") return { result: result as Exclude<R, Moved>, at: here };
+    at = follow(here, (result as Moved).to);
+  }
+  throw sessionUnavailable(`session ${start.sid}: more than ${MAX_HOPS} forward pointers; try again`);
+}
+
+export type Resumed = { session: LiveSession } | { ended: EndReason; at?: number };
+
 /**
  * Looks up the session a verified token names: one Durable Object call in the
  * steady state; after a migration or a fence, the forward pointers are
@@ -191,9 +236,14 @@ export async function resumeSession(
   raw: string,
   seenFrom: string,
   call: ObjectCall,
-): Promise<{ session: LiveSession } | { ended: EndReason }> {
+): Promise<Resumed> {
   const presented = presentedFrom(claims, raw);
-  let at: SessionAt = {
+  return readAt(cfg, atClaims(claims), seenFrom, call, presented);
+}
+
+/** Where a verified token says the session lives. */
+export function atClaims(claims: AffinityClaims): SessionAt {
+  return {
     sid: claims.sid,
     ep: claims.ep,
     oid: claims.oid,
@@ -201,19 +251,21 @@ export async function resumeSession(
     ct: claims.ct,
     ...(claims.jur ? { jur: claims.jur } : {}),
   };
-  for (let hop = 0; hop < MAX_HOPS; hop++) {
-    const here = at;
-    const result: ReadResult = await call(here, (stub) => stub.read(sessionMeta(cfg, here), seenFrom));
-    if (result.kind === "moved") {
-      at = follow(at, result.to);
-      continue;
-    }
-    if (result.kind === "ended") return { ended: result.reason };
-    if (result.kind === "fresh")
-      return { session: { ...at, ver: 0, data: {}, dataBytes: EMPTY_DATA_BYTES, presented } };
-    return { session: fromRecord(result.record, presented) };
-  }
-  throw new Error(`session ${claims.sid}: more than ${MAX_HOPS} forward pointers`);
+}
+
+export async function readAt(
+  cfg: EdgeConfig,
+  start: SessionAt,
+  seenFrom: string | undefined,
+  call: ObjectCall,
+  presented?: PresentedClaims,
+): Promise<Resumed> {
+  const { result, at } = await following(start, call, (stub, here) => stub.read(sessionMeta(cfg, here), seenFrom));
+  if (result.kind === "ended")
+    return result.at !== undefined ? { ended: result.reason, at: result.at } : { ended: result.reason };
+  if (result.kind === "fresh")
+    return { session: { ...at, ver: 0, data: {}, dataBytes: EMPTY_DATA_BYTES, ...(presented ? { presented } : {}) } };
+  return { session: fromRecord(result.record, presented) };
 }
 
 /**
@@ -226,87 +278,90 @@ async function writeFollowing(
   s: LiveSession,
   change: SessionChange,
   call: ObjectCall,
-): Promise<{ result: WriteResult; at: SessionAt }> {
+): Promise<WriteResult> {
   let at: SessionAt = s;
   let waited = 0;
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const here = at;
-    const result = await call(here, (stub) => stub.write(sessionMeta(cfg, here), change));
-    if (result.kind === "moved") {
-      at = follow(at, result.to);
-      continue;
-    }
-    if (result.kind === "migrating" && waited < MIGRATION_WAIT_MS) {
-      const pause = Math.min(25 * 2 ** attempt, 400);
-      await new Promise((r) => setTimeout(r, pause));
-      waited += pause;
-      continue;
-    }
-    return { result, at };
+  for (let attempt = 0; ; attempt++) {
+    const { result, at: here } = await following(at, call, (stub, x) => stub.write(sessionMeta(cfg, x), change));
+    at = here;
+    if (result.kind !== "migrating" || waited >= MIGRATION_WAIT_MS) return result;
+    const pause = Math.min(25 * 2 ** attempt, 400);
+    await new Promise((r) => setTimeout(r, pause));
+    waited += pause;
   }
-  throw new Error(`session ${s.sid}: write kept being redirected`);
 }
 
 /**
  * The old object has already ended itself (so no write can land on it after the
  * hand-over); the state exists only in this call until the new object holds it.
- * adopt() is idempotent, so it is retried before giving up.
+ * adopt() is idempotent, so it is retried, and in another region if the first is
+ * unreachable (nothing is stored under the new id yet, so any region will do).
  */
-async function adoptWithRetry(stub: SessionRpc, meta: SessionMeta, record: SessionRecord): Promise<SessionRecord> {
+async function adoptRotated(
+  cfg: EdgeConfig,
+  record: SessionRecord,
+  regions: readonly string[],
+  call: ObjectCall,
+  now: number,
+): Promise<{ record: SessionRecord; counts?: CountDelta }> {
   let last: unknown;
-  for (let attempt = 0; attempt < 3; attempt++) {
+  for (const reg of regions.length ? regions : [record.reg]) {
+    const next = startSession(record.oid, reg, record.jur, now);
     try {
-      const adopted = await stub.adopt(meta, record, "rotation");
-      if (adopted.kind === "ok") return adopted.record;
+      const adopted = await call(next, (stub) => stub.adopt(sessionMeta(cfg, next), record, "rotation"));
+      if (adopted.kind === "ok")
+        return { record: adopted.record, ...(adopted.counts ? { counts: adopted.counts } : {}) };
       last = new Error(`rotation target refused the session (${adopted.kind})`);
-      break;
     } catch (e) {
       last = e;
-      await new Promise((r) => setTimeout(r, 20 * 2 ** attempt));
     }
   }
-  throw last;
+  throw sessionUnavailable("the logged-in session could not be stored; log in again", last);
 }
 
-/** Applies an origin's change. Login rotates the session id: the old object is ended, a new one adopts the state. */
+/**
+ * Applies an origin's change. Login rotates the session id: the old object is
+ * ended, a new one adopts the state. Throws ObjectUnavailable when the object
+ * could not be reached (the caller restores the session and tries again).
+ */
 export async function commitChange(
-  env: Env,
   cfg: EdgeConfig,
   s: LiveSession,
   change: SessionChange,
   call: ObjectCall,
+  rotationRegions: readonly string[] = [],
   now = Date.now(),
 ): Promise<CommitOutcome> {
-  const { result } = await writeFollowing(cfg, s, change, call);
+  const result = await writeFollowing(cfg, s, change, call);
   switch (result.kind) {
     case "ok":
       return {
         kind: "updated",
         session: { ...fromRecord(result.record), ...(s.presented ? { presented: s.presented } : {}) },
         created: result.created === true,
+        ...(result.counts ? { counts: result.counts } : {}),
       };
     case "destroyed":
-      return { kind: "logged-out" };
+      return { kind: "logged-out", ...(result.counts ? { counts: result.counts } : {}) };
     case "rotated": {
-      const next = startSession(result.record.oid, result.record.reg, result.record.jur, now);
-      const stub = sessionStub(env, next.sid, next.ep, next.reg, next.jur);
-      const adopted = await adoptWithRetry(stub, sessionMeta(cfg, next), result.record);
-      log("info", "session_rotated", { from: s.sid, to: next.sid, sub: adopted.sub });
-      return { kind: "rotated", session: fromRecord(adopted) };
+      const regions = [result.record.reg, ...rotationRegions.filter((r) => r !== result.record.reg)];
+      const adopted = await adoptRotated(cfg, result.record, regions, call, now);
+      log("info", "session_rotated", { from: s.sid, to: adopted.record.sid, sub: adopted.record.sub });
+      const counts = [result.counts, adopted.counts].filter((c): c is CountDelta => c !== undefined);
+      return { kind: "rotated", session: fromRecord(adopted.record), counts };
     }
     case "conflict":
-      return { kind: "unchanged", code: "ERR_VERSION_CONFLICT", message: `session is at version ${result.version}` };
+      return { kind: "conflict", version: result.version };
     case "rejected":
-      return { kind: "unchanged", code: result.code, message: result.message };
+      return { kind: "refused", code: result.code, message: result.message };
     case "ended":
-      return {
-        kind: "unchanged",
-        code: "ERR_SESSION_ENDED",
-        message: `session ended (${result.reason}) before the change`,
-      };
+      return result.at !== undefined
+        ? { kind: "ended", reason: result.reason, at: result.at }
+        : { kind: "ended", reason: result.reason };
     case "migrating":
-      return { kind: "unchanged", code: "ERR_SESSION_MIGRATING", message: "the session is still migrating; try again" };
     case "moved":
-      return { kind: "unchanged", code: "ERR_SESSION_MOVED", message: "too many forward pointers" };
+      return { kind: "unavailable", message: "the session is moving to another region; try again" };
+    case "unavailable":
+      return { kind: "unavailable", message: result.message };
   }
 }

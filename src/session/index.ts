@@ -1,8 +1,12 @@
 export {
   type CommitOutcome,
   commitChange,
+  following,
   type LiveSession,
   type ObjectCall,
+  type Resumed,
+  ROTATION_GRACE_MS,
+  readAt,
   resumeSession,
   sessionMeta,
   sessionStub,
@@ -11,6 +15,7 @@ export {
 export { applyMergePatch, isJsonObject, type Json, type JsonObject } from "./merge-patch.ts";
 export { SessionObject } from "./object.ts";
 export type {
+  CountDelta,
   EndReason,
   LoginDirective,
   ReadResult,

@@ -1,7 +1,8 @@
-import type { SessionSnapshot } from "../replication/codec.ts";
+import type { LogEntry, RestoreSource } from "./machine.ts";
 import { applyMergePatch, isJsonObject, type Json, type JsonObject } from "./merge-patch.ts";
 
-export type EndReason = "logout" | "rotated" | "idle" | "absolute" | "revoked";
+/** Why a session (or an epoch of it) ended. `aborted`: a migration target that gave up before it received the state. */
+export type EndReason = "logout" | "rotated" | "idle" | "absolute" | "revoked" | "aborted";
 
 /** Where a session went: the object for (sid, ep) in region `reg` (and jurisdiction `jur`). */
 export interface Forward {
@@ -23,6 +24,8 @@ export interface AuditEntry {
     | "migrated_in"
     | "restored"
     | "fenced"
+    | "caught_up"
+    | "migration_aborted"
     | "revoked";
   detail?: string;
   /** Running count, so the object can log exactly the entries a save adds. */
@@ -80,6 +83,10 @@ export interface SessionMoved {
   reason: "migrated" | "fenced";
   movedAt: number;
   purgeAt: number;
+  /** The version this epoch had reached when it was fenced (what a catch-up must account for). */
+  version?: number;
+  /** This epoch's own region (where catch-ups come from). */
+  reg?: string;
 }
 
 /** What is left after logout, rotation or revocation: enough to refuse the old tokens, no data. */
@@ -129,20 +136,30 @@ export interface SessionChange {
   assign?: { oid: string; home: string | null; reason: string };
 }
 
+/** Live-session counts per origin and region, as the pool keeps them. The session object decides them. */
+export interface CountDelta {
+  sessions: Record<string, number>;
+  regions: Record<string, number>;
+}
+
 export type ReadResult =
   | { kind: "active"; record: SessionRecord }
   | { kind: "moved"; to: Forward }
   | { kind: "fresh" }
-  | { kind: "ended"; reason: EndReason };
+  /** `at`: when it ended (a token rotated by a login moments ago is told apart from a stale one). */
+  | { kind: "ended"; reason: EndReason; at?: number };
 
+/** `counts`: what the change does to the pool's live-session counts; the Worker passes them on. */
 export type WriteResult =
-  | { kind: "ok"; record: SessionRecord; created?: true }
-  | { kind: "rotated"; record: SessionRecord }
-  | { kind: "destroyed" }
-  | { kind: "ended"; reason: EndReason }
+  | { kind: "ok"; record: SessionRecord; created?: true; counts?: CountDelta }
+  | { kind: "rotated"; record: SessionRecord; counts?: CountDelta }
+  | { kind: "destroyed"; counts?: CountDelta }
+  | { kind: "ended"; reason: EndReason; at?: number }
   | { kind: "moved"; to: Forward }
   | { kind: "migrating"; to: Forward }
   | { kind: "conflict"; version: number }
+  /** The change cannot be made durable now (the recovery point would grow past its bound). */
+  | { kind: "unavailable"; message: string }
   | { kind: "rejected"; code: "ERR_SESSION_TOO_LARGE" | "ERR_SESSION_TOO_MANY_KEYS"; message: string };
 
 /** Size of `{}`, the document of a session that has stored nothing. */
@@ -217,7 +234,16 @@ export function tombstoneFor(r: SessionRecord | SessionMeta, reason: EndReason, 
 
 export function movedFrom(r: SessionRecord, to: Forward, reason: SessionMoved["reason"], now: number): SessionMoved {
   const purgeAt = Math.min(now + r.idleMs + SKEW_MS, r.createdAt + r.absoluteMs + SKEW_MS);
-  return { status: "moved", sid: r.sid, epoch: r.epoch, to, reason, movedAt: now, purgeAt: Math.max(purgeAt, now) };
+  return {
+    status: "moved",
+    sid: r.sid,
+    epoch: r.epoch,
+    reg: r.reg,
+    to,
+    reason,
+    movedAt: now,
+    purgeAt: Math.max(purgeAt, now),
+  };
 }
 
 const encoder = new TextEncoder();
@@ -287,15 +313,20 @@ export function applyChange(
   return { ok: true, record: next };
 }
 
-/** The session object's RPC surface, as the Worker calls it. */
+/** The session object's RPC surface, as the Worker (and other session objects) call it. */
 export interface SessionRpc {
   read(meta: SessionMeta, seenFrom?: string): Promise<ReadResult>;
   write(meta: SessionMeta, change: SessionChange): Promise<WriteResult>;
   adopt(meta: SessionMeta, from: SessionRecord, via: "rotation" | "migration"): Promise<WriteResult>;
   revoke(meta: SessionMeta): Promise<WriteResult>;
   migrate(to: Omit<Forward, "ep">, trigger: string): Promise<MigrateResult>;
-  restore(meta: SessionMeta, snapshot: SessionSnapshot, predecessors: Forward[]): Promise<WriteResult>;
-  fence(to: Forward): Promise<void>;
+  restore(meta: SessionMeta, from: RestoreSource, predecessors: Forward[]): Promise<WriteResult>;
+  /** A newer epoch (`to`) took over from a snapshot at version `base`. */
+  fence(to: Forward, base: number): Promise<void>;
+  /** Writes an older epoch committed after the snapshot this one was restored from. */
+  catchUp(from: Forward, entries: LogEntry[], state?: LogEntry["state"]): Promise<WriteResult>;
+  /** A migration that could not hand over asks its target to give up; "adopted": too late, it has the state. */
+  abandon(sid: string, epoch: number, fromEpoch: number): Promise<"abandoned" | "adopted">;
   inspect(): Promise<StoredSession | undefined>;
 }
 

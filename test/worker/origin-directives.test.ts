@@ -45,13 +45,15 @@ describe("X-Edge-Session-Set (RFC 7396 merge patch)", () => {
     expect(s.ver).toBe(26);
   });
 
-  it("applies a compare-and-set write only at the expected version", async () => {
+  it("applies a compare-and-set write only at the expected version; a stale one is answered 409, never 2xx", async () => {
     const client = new BrowserClient();
     await client.send("/", set({ n: 1 }));
     const stale = await client.send("/", {
       respond: { headers: { "x-edge-session-set": '{"n":2}', "x-edge-session-set-if-version": "0" } },
     });
-    expect(stale.status).toBe(200);
+    // The origin said 200, but its change was not applied: the client must not be told it was.
+    expect(stale.status).toBe(409);
+    expect(await stale.json()).toMatchObject({ error: { code: "ERR_VERSION_CONFLICT" } });
     expect((await state(client)).data).toEqual({ n: 1 });
     await client.send("/", {
       respond: { headers: { "x-edge-session-set": '{"n":3}', "x-edge-session-set-if-version": "1" } },

@@ -19,10 +19,11 @@ export async function storedAt(sid: string, ep: number, jur?: string): Promise<S
   );
 }
 
-export async function timersAt(sid: string, ep: number): Promise<Record<string, unknown>> {
+/** What the session object owes and remembers beside the session (machine.ts Book). */
+export async function bookAt(sid: string, ep: number): Promise<Record<string, unknown>> {
   return runInDurableObject(
     objectAt(sid, ep),
-    (_o: SessionObject, state) => state.storage.kv.get<Record<string, unknown>>("timers") ?? {},
+    (_o: SessionObject, state) => state.storage.kv.get<Record<string, unknown>>("book") ?? {},
   );
 }
 

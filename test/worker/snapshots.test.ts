@@ -5,7 +5,7 @@ import { decodeSnapshot, importSnapshotKey } from "../../src/replication/codec.t
 import type { SessionObject } from "../../src/session/index.ts";
 import { BrowserClient } from "./harness.ts";
 import { admin, poolEnv, spawnOrigins } from "./pool-harness.ts";
-import { loginWith, objectAt, sessionOf, snapshotAtLeast, storedAt, timersAt } from "./session-admin.ts";
+import { bookAt, loginWith, objectAt, sessionOf, snapshotAtLeast, storedAt } from "./session-admin.ts";
 
 afterEach(() => vi.restoreAllMocks());
 
@@ -47,7 +47,7 @@ describe("snapshots in KV", () => {
       await Promise.all(Array.from({ length: 20 }, (_, j) => client.send("/", set({ [`k${i + j}`]: i + j }))));
     const { metadata } = await snapshotAtLeast(sid, 201);
     const elapsed = (Date.now() - started) / 1000;
-    const t = await timersAt(sid, 1);
+    const t = await bookAt(sid, 1);
     expect(Number(t.snapshotWrites)).toBeLessThanOrEqual(Math.ceil(elapsed) + 1);
     expect(metadata.ver).toBe(201);
   });
@@ -196,8 +196,8 @@ describe("snapshots and fences", () => {
     const before = await env.SNAPSHOTS.get(`snap:${sid}`);
     // The old object is owed a snapshot: its alarm must see the fence and stand down instead.
     await runInDurableObject(objectAt(sid, 1), async (o: SessionObject, state) => {
-      const t = state.storage.kv.get<Record<string, unknown>>("timers") ?? {};
-      state.storage.kv.put("timers", { ...t, snapshotAt: Date.now() - 1 });
+      const book = state.storage.kv.get<Record<string, unknown>>("book") ?? {};
+      state.storage.kv.put("book", { ...book, snapshottedVersion: 0, lastSnapshotAt: 0, owedSince: 0 });
       await o.alarm();
     });
     expect(await env.SNAPSHOTS.get(`snap:${sid}`)).toBe(before);
