@@ -2,7 +2,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { LOCATION_HINTS } from "../config/index.ts";
 import { EdgeError } from "../errors.ts";
 import { evacuateRegion, locateSession } from "../migration/index.ts";
-import { poolStub, poolView } from "../origins/index.ts";
+import { invalidatePoolView, poolStub, poolView } from "../origins/index.ts";
 import { objectCaller } from "../replication/failover.ts";
 import { following } from "../session/index.ts";
 import { type AdminApp, errors, json, security } from "./openapi.ts";
@@ -222,6 +222,7 @@ export function registerSessionRoutes(admin: AdminApp): void {
     const cfg = c.get("config");
     requireFaults(cfg.faultInjection);
     const faults = await poolStub(c.env, cfg).setFault(c.req.valid("json"));
+    invalidatePoolView(cfg);
     return c.json({ faults }, 200);
   });
 
@@ -229,6 +230,7 @@ export function registerSessionRoutes(admin: AdminApp): void {
     const cfg = c.get("config");
     requireFaults(cfg.faultInjection);
     await poolStub(c.env, cfg).clearFaults();
+    invalidatePoolView(cfg);
     return c.json({ faults: [] }, 200);
   });
 }

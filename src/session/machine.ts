@@ -88,7 +88,9 @@ export interface Book {
   /** Catch-ups already applied here, per source epoch: the highest version received (idempotence). */
   caughtUp?: Record<string, number>;
   /** A hand-over that failed, retried at `at`. */
-  handOverRetry?: { at: number; attempt: number };
+  handOverRetry?: { at: number };
+  /** Hand-over attempts that failed for the migration in progress. */
+  handOverFailures?: number;
   /** The object this state was adopted from (`sid:epoch`): a repeated adopt from it is answered, any other refused. */
   adoptedFrom?: string;
   /** Epochs a hand-over abandoned: the next migration skips past them. */
@@ -583,7 +585,7 @@ function migrate(s: MachineState, e: Extract<SessionEvent, { type: "migrate" }>,
     delete record.away;
   }
   const { to } = record.migration ?? { to: { ep: 0, reg: "" } };
-  const attempt = s.book.handOverRetry?.attempt ?? 0;
+  const failures = s.book.handOverFailures ?? 0;
   const book: Book = { ...s.book };
   delete book.handOverRetry;
   return reply(
@@ -592,7 +594,7 @@ function migrate(s: MachineState, e: Extract<SessionEvent, { type: "migrate" }>,
       state: { stored: record, book },
       effects: [
         ...cur.effects,
-        { type: "handOver", record, to, abandonOnFailure: attempt + 1 >= HANDOVER_ATTEMPTS_BEFORE_ABORT },
+        { type: "handOver", record, to, abandonOnFailure: failures + 1 >= HANDOVER_ATTEMPTS_BEFORE_ABORT },
       ],
       reply: none,
     },
@@ -663,6 +665,7 @@ function handOverFailed(s: MachineState, e: Extract<SessionEvent, { type: "handO
     const record = withAudit(rest as SessionRecord, "migration_aborted", `to ${e.to.reg}: ${e.error}`, now);
     const book: Book = { ...s.book, lastAbandonedEpoch: e.to.ep };
     delete book.handOverRetry;
+    delete book.handOverFailures;
     return {
       state: { stored: record, book },
       effects: [
@@ -684,11 +687,15 @@ function handOverFailed(s: MachineState, e: Extract<SessionEvent, { type: "handO
       },
     };
   }
-  const attempt = (s.book.handOverRetry?.attempt ?? 0) + 1;
+  const attempt = (s.book.handOverFailures ?? 0) + 1;
   return {
     state: {
       stored,
-      book: { ...s.book, handOverRetry: { at: now + Math.min(30_000, 1000 * 2 ** (attempt - 1)), attempt } },
+      book: {
+        ...s.book,
+        handOverFailures: attempt,
+        handOverRetry: { at: now + Math.min(30_000, 1000 * 2 ** (attempt - 1)) },
+      },
     },
     effects: [
       {

@@ -27,6 +27,8 @@ export interface TestRespond {
   status?: number;
   headers?: Record<string, string>;
   body?: string;
+  /** Answer only after this long: a slow origin, for requests that race each other. */
+  delayMs?: number;
 }
 
 export interface RunningOrigin {
@@ -100,6 +102,7 @@ export async function startOrigin(id: string, port = 0): Promise<RunningOrigin> 
       res.end();
       return;
     }
+    if (respond?.delayMs) await new Promise((r) => setTimeout(r, respond.delayMs));
     res.writeHead(respond?.status ?? 200, {
       "content-type": "application/json",
       "x-origin": id,
