@@ -78,7 +78,7 @@ describe("failover when a session's object is lost", () => {
     expect(audit.at(-1)?.event).toBe("restored");
   });
 
-  it("writes after the last snapshot are lost, and only those (the recovery point)", async () => {
+  it("right after a restore the session is at its last snapshot (the recovery point; later writes return by catch-up)", async () => {
     const { e, client, sid } = await setup();
     await snapshotAtLeast(sid, 1);
     await new Promise((r) => setTimeout(r, 1100));
