@@ -114,6 +114,7 @@ export function sessionMeta(cfg: EdgeConfig, s: SessionAt): SessionMeta {
     absoluteMs: cfg.absoluteTimeout * 1000,
     maxDataBytes: cfg.limits.sessionBytes,
     maxKeys: cfg.limits.sessionKeys,
+    maxDepth: cfg.limits.sessionDepth,
     pool: cfg.pool.name,
     ...(s.jur ? { jur: s.jur } : {}),
     ...(cfg.migration.auto

@@ -8,7 +8,7 @@ export {
   sessionStub,
   startSession,
 } from "./client.ts";
-export { applyMergePatch, isJsonObject, type Json, type JsonObject } from "./merge-patch.ts";
+export { applyMergePatch, isJsonObject, type Json, type JsonObject, jsonDepth } from "./merge-patch.ts";
 export { SessionObject } from "./object.ts";
 export type {
   EndReason,

@@ -219,7 +219,7 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
       await this.#end(record, "logout", now);
       return { kind: "destroyed" };
     }
-    const applied = applyChange(record, change, meta.maxDataBytes, now, meta.maxKeys);
+    const applied = applyChange(record, change, meta.maxDataBytes, now, meta.maxKeys, meta.maxDepth);
     if (!applied.ok) return applied.result;
     if (change.login) {
       // Session id rotation: this id is finished; the Worker hands the state to a new one.

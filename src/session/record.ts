@@ -1,5 +1,5 @@
 import type { SessionSnapshot } from "../replication/codec.ts";
-import { applyMergePatch, isJsonObject, type Json, type JsonObject } from "./merge-patch.ts";
+import { applyMergePatch, isJsonObject, type Json, type JsonObject, jsonDepth } from "./merge-patch.ts";
 
 export type EndReason = "logout" | "rotated" | "idle" | "absolute" | "revoked";
 
@@ -108,6 +108,8 @@ export interface SessionMeta {
   maxDataBytes: number;
   /** Most keys (at any depth) in the document; absent: no limit beyond the bytes. */
   maxKeys?: number;
+  /** Deepest nesting the document may reach (MAX_SESSION_DEPTH); absent: no limit beyond the bytes. */
+  maxDepth?: number;
   pool: string;
   jur?: string;
   /** Automatic migration's hysteresis; absent when automatic migration is off. */
@@ -143,7 +145,11 @@ export type WriteResult =
   | { kind: "moved"; to: Forward }
   | { kind: "migrating"; to: Forward }
   | { kind: "conflict"; version: number }
-  | { kind: "rejected"; code: "ERR_SESSION_TOO_LARGE" | "ERR_SESSION_TOO_MANY_KEYS"; message: string };
+  | {
+      kind: "rejected";
+      code: "ERR_SESSION_TOO_LARGE" | "ERR_SESSION_TOO_MANY_KEYS" | "ERR_SESSION_TOO_DEEP";
+      message: string;
+    };
 
 /** Size of `{}`, the document of a session that has stored nothing. */
 export const EMPTY_DATA_BYTES = 2;
@@ -242,6 +248,7 @@ export function applyChange(
   maxDataBytes: number,
   now: number,
   maxKeys = Number.POSITIVE_INFINITY,
+  maxDepth = Number.POSITIVE_INFINITY,
 ): { ok: true; record: SessionRecord } | { ok: false; result: WriteResult } {
   if (change.ifVersion !== undefined && change.ifVersion !== r.version)
     return { ok: false, result: { kind: "conflict", version: r.version } };
@@ -249,6 +256,12 @@ export function applyChange(
   if (change.patch) {
     const data = applyMergePatch(r.data, change.patch);
     const data2 = isJsonObject(data) ? data : {};
+    // Checked first: what is stored must survive every codec on its way (RPC, snapshot, migration).
+    if (jsonDepth(data2, maxDepth) > maxDepth)
+      return {
+        ok: false,
+        result: { kind: "rejected", code: "ERR_SESSION_TOO_DEEP", message: `session data would nest past ${maxDepth}` },
+      };
     const dataBytes = byteLength(data2);
     if (dataBytes > maxDataBytes)
       return {
