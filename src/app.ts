@@ -4,7 +4,7 @@ import { clientFingerprint, limitNewSessions } from "./abuse/index.ts";
 import { adminRoutes } from "./admin/index.ts";
 import type { AppEnv } from "./app-env.ts";
 import { loadConfig } from "./config/index.ts";
-import { EdgeError } from "./errors.ts";
+import { EdgeError, sessionUnavailable } from "./errors.ts";
 import { log } from "./log.ts";
 import { poolView } from "./origins/index.ts";
 import { clientResponse, newSessionFor, readPresentedToken } from "./proxy/index.ts";
@@ -20,7 +20,7 @@ import {
   runtimeFor,
   sessionFor,
 } from "./proxy/steps.ts";
-import { objectCaller } from "./replication/failover.ts";
+import { ObjectUnavailable, objectCaller } from "./replication/failover.ts";
 import type { LiveSession } from "./session/index.ts";
 
 export const JWKS_PATH = "/.well-known/edge-session/jwks.json";
@@ -83,6 +83,9 @@ function onError(err: Error, c: Context<AppEnv>): Response {
       });
     return err.toResponse();
   }
+  // A session object that could not be reached, wherever it escaped from: a typed 503, never a 500.
+  if (err instanceof ObjectUnavailable)
+    return onError(sessionUnavailable(`the session could not be reached (${err.code}); try again`, err), c);
   if (err instanceof HTTPException) return err.getResponse();
   log("error", "request_crashed", { code: "ERR_INTERNAL", message: err.message, stack: err.stack, path: c.req.path });
   return new EdgeError("ERR_INTERNAL", "internal error").toResponse();

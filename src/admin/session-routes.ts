@@ -1,9 +1,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { LOCATION_HINTS } from "../config/index.ts";
-import { EdgeError } from "../errors.ts";
+import { EdgeError, sessionUnavailable } from "../errors.ts";
 import { evacuateRegion, locateSession } from "../migration/index.ts";
 import { poolStub, poolView } from "../origins/index.ts";
-import { objectCaller } from "../replication/failover.ts";
+import { ObjectUnavailable, objectCaller } from "../replication/failover.ts";
+import { writeRevocation } from "../replication/store.ts";
 import { type AdminApp, errors, json, security } from "./openapi.ts";
 import { FaultSchema, MigrateRequestSchema, MigrationResultSchema, SessionViewSchema } from "./schemas.ts";
 import { sessionView } from "./sessions.ts";
@@ -22,7 +23,13 @@ const inspectRoute = createRoute({
   summary: "One session: where it lives, its origin, version, sizes and audit trail (data only with ?data=true)",
   security,
   request: { params: SidParam, query: z.object({ data: z.enum(["true", "false"]).optional() }) },
-  responses: { 200: json(SessionViewSchema, "The session"), 400: errors[400], 401: errors[401], 404: errors[404] },
+  responses: {
+    200: json(SessionViewSchema, "The session"),
+    400: errors[400],
+    401: errors[401],
+    404: errors[404],
+    503: errors[503],
+  },
 });
 
 const revokeRoute = createRoute({
@@ -36,6 +43,7 @@ const revokeRoute = createRoute({
     401: errors[401],
     404: errors[404],
     409: errors[409],
+    503: errors[503],
   },
 });
 
@@ -55,6 +63,7 @@ const migrateRoute = createRoute({
     401: errors[401],
     404: errors[404],
     409: errors[409],
+    503: errors[503],
   },
 });
 
@@ -97,12 +106,29 @@ const clearFaultsRoute = createRoute({
 
 const unknownSession = (sid: string) => new EdgeError("ERR_UNKNOWN_SESSION", `no session ${sid}`, { status: 404 });
 
+/** The session's object (or a hop on the way to it) could not be reached: a typed 503, never a 500. */
+function asUnavailable(sid: string, e: unknown): EdgeError | unknown {
+  if (e instanceof ObjectUnavailable)
+    return sessionUnavailable(
+      `session ${sid}: its object in ${e.at.reg} could not be reached (${e.code}); try again`,
+      e,
+    );
+  return e;
+}
+const unreachable =
+  (sid: string) =>
+  (e: unknown): never => {
+    throw asUnavailable(sid, e);
+  };
+
 export function registerSessionRoutes(admin: AdminApp): void {
   admin.openapi(inspectRoute, async (c) => {
     const cfg = c.get("config");
     const { sid } = c.req.valid("param");
     const view = await poolView(c.env, cfg);
-    const found = await locateSession(c.env, cfg, sid, objectCaller(c.env, cfg, view?.faults ?? []));
+    const found = await locateSession(c.env, cfg, sid, objectCaller(c.env, cfg, view?.faults ?? [])).catch(
+      unreachable(sid),
+    );
     if (!found) throw unknownSession(sid);
     return c.json(sessionView(found, c.req.valid("query").data === "true"), 200);
   });
@@ -111,30 +137,45 @@ export function registerSessionRoutes(admin: AdminApp): void {
     const cfg = c.get("config");
     const { sid } = c.req.valid("param");
     const call = objectCaller(c.env, cfg, (await poolView(c.env, cfg))?.faults ?? []);
-    const found = await locateSession(c.env, cfg, sid, call);
-    if (!found) throw unknownSession(sid);
-    if (found.stored.status !== "active")
-      throw new EdgeError("ERR_SESSION_ENDED", `session ${sid} has already ended`, { status: 409 });
-    const active = found.stored;
-    await call(found.at, (stub) =>
-      stub.revoke({
-        sid,
-        epoch: found.at.ep,
-        oid: active.oid,
-        reg: active.reg,
-        createdAt: active.createdAt,
-        idleMs: active.idleMs,
-        absoluteMs: active.absoluteMs,
-        maxDataBytes: cfg.limits.sessionBytes,
-        pool: active.pool,
-      }),
-    );
+    const revoke = async () => {
+      const found = await locateSession(c.env, cfg, sid, call);
+      if (!found) throw unknownSession(sid);
+      if (found.stored.status !== "active")
+        throw new EdgeError("ERR_SESSION_ENDED", `session ${sid} has already ended`, { status: 409 });
+      const active = found.stored;
+      await call(found.at, (stub) =>
+        stub.revoke({
+          sid,
+          epoch: found.at.ep,
+          oid: active.oid,
+          reg: active.reg,
+          createdAt: active.createdAt,
+          idleMs: active.idleMs,
+          absoluteMs: active.absoluteMs,
+          maxDataBytes: cfg.limits.sessionBytes,
+          pool: active.pool,
+        }),
+      );
+      return active;
+    };
+    const active = await revoke().catch(async (e: unknown) => {
+      const err = asUnavailable(sid, e);
+      if (!(err instanceof EdgeError) || err.code !== "ERR_SESSION_UNAVAILABLE") throw err;
+      // Never a silent no-op: the operator hears that the session is not ended yet. Meanwhile no restore
+      // from its snapshot may bring it back (the mark outlives any session that could carry this id).
+      await writeRevocation(c.env.SNAPSHOTS, sid, Date.now() + cfg.absoluteTimeout * 1000);
+      throw sessionUnavailable(
+        `session ${sid} could not be reached to revoke it (${err.message}). It will not be restored elsewhere, but it ends only when this call succeeds: repeat it`,
+        err,
+        5,
+      );
+    });
     c.executionCtx.waitUntil(
       poolStub(c.env, cfg)
         .adjustSessions({ [active.oid]: -1 }, { [active.reg]: -1 })
         .catch(() => {}),
     );
-    const after = await locateSession(c.env, cfg, sid, call);
+    const after = await locateSession(c.env, cfg, sid, call).catch(unreachable(sid));
     if (!after) throw unknownSession(sid);
     return c.json(sessionView(after, false), 200);
   });
@@ -144,7 +185,7 @@ export function registerSessionRoutes(admin: AdminApp): void {
     const { sid } = c.req.valid("param");
     const body = c.req.valid("json");
     const call = objectCaller(c.env, cfg, (await poolView(c.env, cfg))?.faults ?? []);
-    const found = await locateSession(c.env, cfg, sid, call);
+    const found = await locateSession(c.env, cfg, sid, call).catch(unreachable(sid));
     if (!found) throw unknownSession(sid);
     if (found.stored.status !== "active")
       throw new EdgeError("ERR_SESSION_ENDED", `session ${sid} has ended`, { status: 409 });
@@ -154,7 +195,7 @@ export function registerSessionRoutes(admin: AdminApp): void {
     if (reg === current.reg && (body.jurisdiction ?? current.jur) === current.jur)
       throw new EdgeError("ERR_ALREADY_THERE", `session ${sid} already lives in ${reg}`, { status: 409 });
     const target = { reg, ...(body.jurisdiction ? { jur: body.jurisdiction } : {}) };
-    const result = await call(found.at, (stub) => stub.migrate(target, "operator"));
+    const result = await call(found.at, (stub) => stub.migrate(target, "operator")).catch(unreachable(sid));
     switch (result.kind) {
       case "migrated":
         return c.json(

@@ -1,4 +1,5 @@
 import type { EdgeConfig } from "../config/index.ts";
+import { sessionUnavailable } from "../errors.ts";
 import type { SnapshotMetadata } from "../replication/codec.ts";
 import { snapshotKey } from "../replication/codec.ts";
 import type { ObjectCall, SessionAt } from "../session/client.ts";
@@ -41,7 +42,9 @@ export async function locateSession(
       ];
   for (const start of starts) {
     let at = start;
-    for (let hop = 0; hop < MAX_HOPS; hop++) {
+    for (let hop = 0; ; hop++) {
+      // The session exists (a pointer leads on), so running out of hops is "try again", not "no such session".
+      if (hop === MAX_HOPS) throw sessionUnavailable(`session ${sid}: more than ${MAX_HOPS} forward pointers`);
       const here = at;
       const stored = await call(here, (stub) => stub.inspect());
       if (!stored) break;

@@ -1,5 +1,5 @@
 import type { EdgeConfig, OriginConfig } from "../config/index.ts";
-import { EdgeError } from "../errors.ts";
+import { EdgeError, sessionUnavailable } from "../errors.ts";
 import { log } from "../log.ts";
 import {
   isRetryable,
@@ -13,6 +13,7 @@ import {
   steer,
   WeightedRoundRobin,
 } from "../origins/index.ts";
+import { ObjectUnavailable } from "../replication/failover.ts";
 import { commitChange, type LiveSession, type ObjectCall } from "../session/index.ts";
 
 type WaitUntil = (p: Promise<unknown>) => void;
@@ -116,7 +117,15 @@ export async function repin(
   if (home !== undefined) next.home = home;
   else delete next.home;
   if (s.ver > 0 || home !== undefined || s.home !== undefined) {
-    const outcome = await commitChange(env, cfg, s, { assign: { oid: to.id, home: home ?? null, reason } }, call);
+    const outcome = await commitChange(env, cfg, s, { assign: { oid: to.id, home: home ?? null, reason } }, call).catch(
+      (e: unknown) => {
+        if (!(e instanceof ObjectUnavailable)) throw e;
+        throw sessionUnavailable(
+          `session ${s.sid} could not be moved to ${to.id}: its object is unreachable (${e.code})`,
+          e,
+        );
+      },
+    );
     if (outcome.kind === "updated") {
       next = { ...outcome.session, moved: { from: s.oid, reason } };
       const deltas: Record<string, number> = outcome.created ? { [to.id]: 1 } : { [s.oid]: -1, [to.id]: 1 };

@@ -1,6 +1,6 @@
 import type { EdgeConfig } from "../config/index.ts";
 import { LOCATION_HINTS } from "../config/index.ts";
-import { EdgeError } from "../errors.ts";
+import { EdgeError, type ErrorCode } from "../errors.ts";
 import { log } from "../log.ts";
 import { type ClientLocation, locationHintFor, type PoolView, poolStub } from "../origins/index.ts";
 import { ObjectUnavailable, restoreSession } from "../replication/failover.ts";
@@ -53,7 +53,7 @@ export interface RequestScope {
 export async function sessionFor(
   x: RequestScope,
   presented: PresentedToken,
-): Promise<LiveSession | { refused: { code: string; message: string } | undefined }> {
+): Promise<LiveSession | { refused: { code: ErrorCode; message: string } | undefined }> {
   if (!presented.token) return { refused: undefined };
   const { cfg } = x;
   const verified = await verifyAffinityToken(

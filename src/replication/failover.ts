@@ -1,5 +1,5 @@
 import { type EdgeConfig, LOCATION_HINTS } from "../config/index.ts";
-import { EdgeError } from "../errors.ts";
+import { type ErrorCode, sessionUnavailable } from "../errors.ts";
 import { log } from "../log.ts";
 import type { Fault } from "../origins/index.ts";
 import {
@@ -14,7 +14,7 @@ import {
 import { JURISDICTION_REGIONS } from "../session/migration.ts";
 import { EMPTY_DATA_BYTES, type Forward } from "../session/record.ts";
 import type { AffinityClaims } from "../token/index.ts";
-import { readSnapshot, writeFence } from "./store.ts";
+import { isRevoked, readSnapshot, writeFence } from "./store.ts";
 
 /** The session's object could not be reached (error, overload, timeout, or an injected fault). */
 export class ObjectUnavailable extends Error {
@@ -91,7 +91,7 @@ export function restoreRegion(
 
 export type RestoreOutcome =
   | { kind: "restored"; session: LiveSession }
-  | { kind: "fresh"; code: string; message: string };
+  | { kind: "fresh"; code: ErrorCode; message: string };
 
 /**
  * The home object is unreachable: rebuild the session from its latest KV
@@ -112,13 +112,14 @@ export async function restoreSession(
 ): Promise<RestoreOutcome> {
   const started = Date.now();
   const failed = failure.at;
-  const snap = await readSnapshot(env.SNAPSHOTS, cfg.snapshots.key, claims.sid).catch((e: unknown) => {
-    throw new EdgeError("ERR_SESSION_UNAVAILABLE", "the session store and its snapshots could not be reached", {
-      status: 503,
-      cause: e,
-      headers: { "retry-after": "1" },
-    });
+  const [snap, revoked] = await Promise.all([
+    readSnapshot(env.SNAPSHOTS, cfg.snapshots.key, claims.sid),
+    isRevoked(env.SNAPSHOTS, claims.sid),
+  ]).catch((e: unknown) => {
+    throw sessionUnavailable("the session store and its snapshots could not be reached", e);
   });
+  // An operator revoked it while its object was unreachable: it must not come back from its snapshot.
+  if (revoked) return { kind: "fresh", code: "ERR_SESSION_ENDED", message: "the session was revoked" };
   if (snap.found && !snap.decoded.ok) {
     log("error", "snapshot_refused", { sid: claims.sid, code: snap.decoded.code, message: snap.decoded.message });
     return { kind: "fresh", code: snap.decoded.code, message: snap.decoded.message };

@@ -1,5 +1,6 @@
 import type { EdgeConfig } from "../config/index.ts";
 import { LOCATION_HINTS, type LocationHint } from "../config/index.ts";
+import { type ErrorCode, sessionUnavailable } from "../errors.ts";
 import { log } from "../log.ts";
 import { type AffinityClaims, newSessionId } from "../token/index.ts";
 import type { JsonObject } from "./merge-patch.ts";
@@ -56,7 +57,7 @@ export type CommitOutcome =
   | { kind: "updated"; session: LiveSession; created: boolean }
   | { kind: "rotated"; session: LiveSession }
   | { kind: "logged-out" }
-  | { kind: "unchanged"; code: string; message: string };
+  | { kind: "unchanged"; code: ErrorCode; message: string };
 
 /** How many forward pointers (migrations, fences) a request follows before giving up. */
 const MAX_HOPS = 6;
@@ -214,7 +215,7 @@ export async function resumeSession(
       return { session: { ...at, ver: 0, data: {}, dataBytes: EMPTY_DATA_BYTES, presented } };
     return { session: fromRecord(result.record, presented) };
   }
-  throw new Error(`session ${claims.sid}: more than ${MAX_HOPS} forward pointers`);
+  throw sessionUnavailable(`session ${claims.sid}: more than ${MAX_HOPS} forward pointers; try again`);
 }
 
 /**
@@ -245,7 +246,7 @@ async function writeFollowing(
     }
     return { result, at };
   }
-  throw new Error(`session ${s.sid}: write kept being redirected`);
+  throw sessionUnavailable(`session ${s.sid}: the write kept being redirected; try again`);
 }
 
 /**

@@ -1,3 +1,4 @@
+import type { ErrorCode } from "../errors.ts";
 import type { SessionSnapshot } from "../replication/codec.ts";
 import { applyMergePatch, isJsonObject, type Json, type JsonObject, jsonDepth } from "./merge-patch.ts";
 
@@ -318,4 +319,4 @@ export type MigrateResult =
   | { kind: "pending"; to: Forward }
   | { kind: "not_found" }
   | { kind: "ended"; reason: EndReason }
-  | { kind: "refused"; code: string; message: string };
+  | { kind: "refused"; code: ErrorCode; message: string };
