@@ -6,7 +6,7 @@ import type { AppEnv } from "./app-env.ts";
 import { loadConfig } from "./config/index.ts";
 import { EdgeError, sessionUnavailable } from "./errors.ts";
 import { log } from "./log.ts";
-import { poolView } from "./origins/index.ts";
+import { currentPoolView, poolView } from "./origins/index.ts";
 import { clientResponse, newSessionFor, readPresentedToken } from "./proxy/index.ts";
 import type { Placement } from "./proxy/route.ts";
 import {
@@ -14,6 +14,7 @@ import {
   clientRegion,
   fallbackOrFail,
   forward,
+  homeRegion,
   jurisdictionFor,
   place,
   type RequestScope,
@@ -33,16 +34,19 @@ export const JWKS_PATH = "/.well-known/edge-session/jwks.json";
 async function proxy(c: Context<AppEnv>): Promise<Response> {
   const cfg = c.get("config");
   const request = c.req.raw;
-  const view = await poolView(c.env, cfg);
+  const started = await poolView(c.env, cfg);
   const x: RequestScope = {
     env: c.env,
     cfg,
     rt: runtimeFor(cfg),
     request,
     region: clientRegion(request, cfg),
-    view,
+    // Read again at every decision: an operator change made in this isolate mid-request counts at once.
+    get view() {
+      return currentPoolView(cfg) ?? started;
+    },
     waitUntil: (p) => c.executionCtx.waitUntil(p),
-    call: objectCaller(c.env, cfg, view?.faults ?? []),
+    call: objectCaller(c.env, cfg, () => x.view?.faults ?? []),
     binding: await clientFingerprint(request, cfg),
   };
 
@@ -61,7 +65,8 @@ async function proxy(c: Context<AppEnv>): Promise<Response> {
     await limitNewSessions(c.env, request);
     const origin = x.rt.router.pick(x.view, x.region);
     placement = origin ? { origin, fallback: false } : fallbackOrFail(cfg, "no origin can take new sessions");
-    session = newSessionFor(origin?.id ?? placement.origin.id, x.region, found.refused, jurisdictionFor(request, cfg));
+    const jur = jurisdictionFor(request, cfg);
+    session = newSessionFor(origin?.id ?? placement.origin.id, homeRegion(x, jur), found.refused, jur);
   }
 
   if (x.binding) session = { ...session, cb: x.binding };

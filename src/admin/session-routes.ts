@@ -2,11 +2,17 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { LOCATION_HINTS } from "../config/index.ts";
 import { EdgeError, sessionUnavailable } from "../errors.ts";
 import { evacuateRegion, locateSession } from "../migration/index.ts";
-import { poolStub, poolView } from "../origins/index.ts";
+import { poolStub, poolView, refreshPoolView } from "../origins/index.ts";
 import { ObjectUnavailable, objectCaller } from "../replication/failover.ts";
 import { writeRevocation } from "../replication/store.ts";
 import { type AdminApp, errors, json, security } from "./openapi.ts";
-import { FaultSchema, MigrateRequestSchema, MigrationResultSchema, SessionViewSchema } from "./schemas.ts";
+import {
+  FaultSchema,
+  FaultsChangeSchema,
+  MigrateRequestSchema,
+  MigrationResultSchema,
+  SessionViewSchema,
+} from "./schemas.ts";
 import { sessionView } from "./sessions.ts";
 
 const SidParam = z.object({
@@ -89,7 +95,7 @@ const setFaultRoute = createRoute({
   security,
   request: { body: { content: { "application/json": { schema: FaultSchema } }, required: true } },
   responses: {
-    200: json(z.object({ faults: z.array(FaultSchema) }), "Faults in force"),
+    200: json(FaultsChangeSchema, "Faults in force"),
     400: errors[400],
     401: errors[401],
     403: errors[404],
@@ -101,7 +107,7 @@ const clearFaultsRoute = createRoute({
   path: "/faults",
   summary: "Development and tests only: clear every injected fault",
   security,
-  responses: { 200: json(z.object({ faults: z.array(FaultSchema) }), "No faults"), 401: errors[401], 403: errors[404] },
+  responses: { 200: json(FaultsChangeSchema, "No faults"), 401: errors[401], 403: errors[404] },
 });
 
 const unknownSession = (sid: string) => new EdgeError("ERR_UNKNOWN_SESSION", `no session ${sid}`, { status: 404 });
@@ -260,13 +266,15 @@ export function registerSessionRoutes(admin: AdminApp): void {
     const cfg = c.get("config");
     requireFaults(cfg.faultInjection);
     const faults = await poolStub(c.env, cfg).setFault(c.req.valid("json"));
-    return c.json({ faults }, 200);
+    await refreshPoolView(c.env, cfg);
+    return c.json({ faults, propagatesWithinSeconds: cfg.pool.cacheSeconds }, 200);
   });
 
   admin.openapi(clearFaultsRoute, async (c) => {
     const cfg = c.get("config");
     requireFaults(cfg.faultInjection);
     await poolStub(c.env, cfg).clearFaults();
-    return c.json({ faults: [] }, 200);
+    await refreshPoolView(c.env, cfg);
+    return c.json({ faults: [], propagatesWithinSeconds: cfg.pool.cacheSeconds }, 200);
   });
 }

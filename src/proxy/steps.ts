@@ -2,9 +2,10 @@ import type { EdgeConfig } from "../config/index.ts";
 import { LOCATION_HINTS } from "../config/index.ts";
 import { EdgeError, type ErrorCode } from "../errors.ts";
 import { log } from "../log.ts";
-import { type ClientLocation, locationHintFor, type PoolView, poolStub } from "../origins/index.ts";
+import { type ClientLocation, locationHintFor, type PoolView, poolStub, regionsDown } from "../origins/index.ts";
 import { ObjectUnavailable, restoreSession } from "../replication/failover.ts";
 import { commitChange, type LiveSession, type ObjectCall, resumeSession } from "../session/index.ts";
+import { healthyRegion } from "../session/migration.ts";
 import { ForwardedSigner, verifyAffinityToken } from "../token/index.ts";
 import { fetchOrigin, type PresentedToken, parseDirectives, upstreamHeaders, upstreamUrl } from "./index.ts";
 import { noOriginError, type Placement, Router, repin, retryableBody } from "./route.ts";
@@ -37,7 +38,8 @@ export interface RequestScope {
   rt: Runtime;
   request: Request;
   region: string;
-  view: PoolView | undefined;
+  /** The pool view as this isolate knows it now (a getter: re-read at each decision, never frozen at the start). */
+  readonly view: PoolView | undefined;
   waitUntil: (p: Promise<unknown>) => void;
   /** Calls a session object with the timeout, retry and (in development) injected faults. */
   call: ObjectCall;
@@ -244,6 +246,16 @@ export function clientRegion(request: Request, cfg: EdgeConfig): string {
   const override = request.headers.get("x-edge-dev-region");
   if (cfg.isDevelopment && override && (LOCATION_HINTS as readonly string[]).includes(override)) return override;
   return locationHintFor(request.cf as ClientLocation | undefined, cfg.defaultRegion);
+}
+
+/**
+ * Where a new session lives: the client's region, else the nearest allowed one
+ * not known to be down (the pool's faults, and regions whose objects this
+ * isolate just failed to reach). Its first write must land somewhere alive.
+ */
+export function homeRegion(x: RequestScope, jur: string | undefined): string {
+  const down = regionsDown(x.cfg, x.view?.faults ?? []);
+  return healthyRegion(x.region, jur, (r) => down.has(r)) ?? x.region;
 }
 
 /** With JURISDICTIONS=eu, sessions started from EU countries are created (and stay) in the EU jurisdiction. */

@@ -1,7 +1,7 @@
-import { type EdgeConfig, LOCATION_HINTS } from "../config/index.ts";
+import type { EdgeConfig } from "../config/index.ts";
 import { type ErrorCode, sessionUnavailable } from "../errors.ts";
 import { log } from "../log.ts";
-import type { Fault } from "../origins/index.ts";
+import { type Fault, observeRegionDown, regionsDown } from "../origins/index.ts";
 import {
   fromRecord,
   type LiveSession,
@@ -11,7 +11,7 @@ import {
   sessionMeta,
   sessionStub,
 } from "../session/client.ts";
-import { JURISDICTION_REGIONS } from "../session/migration.ts";
+import { healthyRegion } from "../session/migration.ts";
 import { EMPTY_DATA_BYTES, type Forward } from "../session/record.ts";
 import type { AffinityClaims } from "../token/index.ts";
 import { isRevoked, readSnapshot, writeFence } from "./store.ts";
@@ -45,9 +45,14 @@ export function faultFor(faults: readonly Fault[], at: SessionAt): Fault | undef
  * from the snapshot. Our objects never throw their own errors (they return
  * results), so anything thrown is the platform's.
  */
-export function objectCaller(env: Env, cfg: EdgeConfig, faults: readonly Fault[]): ObjectCall {
-  return async (at, fn) => {
-    const fault = cfg.faultInjection ? faultFor(faults, at) : undefined;
+export function objectCaller(
+  env: Env,
+  cfg: EdgeConfig,
+  faults: readonly Fault[] | (() => readonly Fault[]),
+): ObjectCall {
+  const call: ObjectCall = async (at, fn) => {
+    // Read at each call: a fault injected while the request is in flight counts.
+    const fault = cfg.faultInjection ? faultFor(typeof faults === "function" ? faults() : faults, at) : undefined;
     if (fault?.mode === "down")
       throw new ObjectUnavailable(at, "ERR_FAULT_INJECTED", `injected fault: ${fault.target} is down`);
     const attempt = async () => {
@@ -74,19 +79,26 @@ export function objectCaller(env: Env, cfg: EdgeConfig, faults: readonly Fault[]
       }
     }
   };
+  // New sessions and restores keep out of a region whose object just failed here (not for a one-session fault).
+  return async (at, fn) =>
+    call(at, fn).catch((e: unknown) => {
+      if (
+        e instanceof ObjectUnavailable &&
+        !faultFor(typeof faults === "function" ? faults() : faults, at)?.target.startsWith("session:")
+      )
+        observeRegionDown(cfg, at.reg);
+      throw e;
+    });
 }
 
-/** Where a restored session goes: the client's region if it is not the failed one, else the next allowed one. */
+/** Where a restored session goes: the client's region if it is not the failed one, else the nearest allowed one up. */
 export function restoreRegion(
   failed: string,
   clientRegion: string,
   jur: string | undefined,
-  down: readonly Fault[],
+  down: ReadonlySet<string>,
 ): string {
-  const allowed = jur ? (JURISDICTION_REGIONS[jur] ?? []) : LOCATION_HINTS;
-  const isDown = (r: string) => down.some((f) => f.mode === "down" && f.target === `region:${r}`);
-  const candidates = [clientRegion, ...allowed].filter((r) => r !== failed && allowed.includes(r) && !isDown(r));
-  return candidates[0] ?? failed;
+  return healthyRegion(clientRegion, jur, (r) => r === failed || down.has(r)) ?? failed;
 }
 
 export type RestoreOutcome =
@@ -127,7 +139,7 @@ export async function restoreSession(
   const snapshot = snap.found && snap.decoded.ok ? snap.decoded.snapshot : undefined;
   const ep = Math.max(failed.ep, snapshot?.epoch ?? 0) + 1;
   const jur = failed.jur ?? snapshot?.jurisdiction;
-  const reg = restoreRegion(failed.reg, clientRegion, jur, faults);
+  const reg = restoreRegion(failed.reg, clientRegion, jur, regionsDown(cfg, faults));
   const target: SessionAt = { ...failed, ep, reg, ...(jur ? { jur } : {}) };
   const to: Forward = { ep, reg, ...(jur ? { jur } : {}) };
   // Readers of the fence: any old epoch that comes back and is asked to write.
