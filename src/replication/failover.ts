@@ -50,9 +50,10 @@ export function objectCaller(
   cfg: EdgeConfig,
   faults: readonly Fault[] | (() => readonly Fault[]),
 ): ObjectCall {
+  // Read at each call: a fault injected while the request is in flight counts.
+  const current = () => (typeof faults === "function" ? faults() : faults);
   const call: ObjectCall = async (at, fn) => {
-    // Read at each call: a fault injected while the request is in flight counts.
-    const fault = cfg.faultInjection ? faultFor(typeof faults === "function" ? faults() : faults, at) : undefined;
+    const fault = cfg.faultInjection ? faultFor(current(), at) : undefined;
     if (fault?.mode === "down")
       throw new ObjectUnavailable(at, "ERR_FAULT_INJECTED", `injected fault: ${fault.target} is down`);
     const attempt = async () => {
@@ -82,10 +83,7 @@ export function objectCaller(
   // New sessions and restores keep out of a region whose object just failed here (not for a one-session fault).
   return async (at, fn) =>
     call(at, fn).catch((e: unknown) => {
-      if (
-        e instanceof ObjectUnavailable &&
-        !faultFor(typeof faults === "function" ? faults() : faults, at)?.target.startsWith("session:")
-      )
+      if (e instanceof ObjectUnavailable && !faultFor(current(), at)?.target.startsWith("session:"))
         observeRegionDown(cfg, at.reg);
       throw e;
     });
