@@ -4,9 +4,9 @@ import { clientFingerprint, limitNewSessions } from "./abuse/index.ts";
 import { adminRoutes } from "./admin/index.ts";
 import type { AppEnv } from "./app-env.ts";
 import { loadConfig } from "./config/index.ts";
-import { EdgeError } from "./errors.ts";
+import { EdgeError, sessionUnavailable } from "./errors.ts";
 import { log } from "./log.ts";
-import { poolView } from "./origins/index.ts";
+import { currentPoolView, poolView } from "./origins/index.ts";
 import { clientResponse, errorResponse, newSessionFor, readPresentedToken } from "./proxy/index.ts";
 import type { Placement } from "./proxy/route.ts";
 import {
@@ -14,14 +14,14 @@ import {
   clientRegion,
   fallbackOrFail,
   forward,
-  homeRegionFor,
+  homeRegion,
   jurisdictionFor,
   place,
   type RequestScope,
   runtimeFor,
   sessionFor,
 } from "./proxy/steps.ts";
-import { objectCaller } from "./replication/failover.ts";
+import { ObjectUnavailable, objectCaller } from "./replication/failover.ts";
 import type { LiveSession } from "./session/index.ts";
 
 export const JWKS_PATH = "/.well-known/edge-session/jwks.json";
@@ -34,16 +34,19 @@ export const JWKS_PATH = "/.well-known/edge-session/jwks.json";
 async function proxy(c: Context<AppEnv>): Promise<Response> {
   const cfg = c.get("config");
   const request = c.req.raw;
-  const view = await poolView(c.env, cfg);
+  const started = await poolView(c.env, cfg);
   const x: RequestScope = {
     env: c.env,
     cfg,
     rt: runtimeFor(cfg),
     request,
     region: clientRegion(request, cfg),
-    view,
+    // Read again at every decision: an operator change made in this isolate mid-request counts at once.
+    get view() {
+      return currentPoolView(cfg) ?? started;
+    },
     waitUntil: (p) => c.executionCtx.waitUntil(p),
-    call: objectCaller(c.env, cfg, view?.faults ?? []),
+    call: objectCaller(c.env, cfg, () => x.view?.faults ?? []),
     binding: await clientFingerprint(request, cfg),
   };
 
@@ -64,8 +67,7 @@ async function proxy(c: Context<AppEnv>): Promise<Response> {
     const origin = x.rt.router.pick(x.view, x.region);
     placement = origin ? { origin, fallback: false } : fallbackOrFail(cfg, "no origin can take new sessions");
     const jur = jurisdictionFor(request, cfg);
-    const home = homeRegionFor(x, jur) ?? x.region;
-    session = newSessionFor(origin?.id ?? placement.origin.id, home, found.refused, jur);
+    session = newSessionFor(origin?.id ?? placement.origin.id, homeRegion(x, jur), found.refused, jur);
     if (found.rotatedAt !== undefined) session = { ...session, ephemeral: true };
   }
 
@@ -93,6 +95,9 @@ function onError(err: Error, c: Context<AppEnv>): Response {
       });
     return err.toResponse();
   }
+  // A session object that could not be reached, wherever it escaped from: a typed 503, never a 500.
+  if (err instanceof ObjectUnavailable)
+    return onError(sessionUnavailable(`the session could not be reached (${err.code}); try again`, err), c);
   if (err instanceof HTTPException) return err.getResponse();
   log("error", "request_crashed", { code: "ERR_INTERNAL", message: err.message, stack: err.stack, path: c.req.path });
   return new EdgeError("ERR_INTERNAL", "internal error").toResponse();

@@ -13,6 +13,10 @@ export const errors = {
   401: json(ErrorSchema, "Missing or wrong admin token"),
   404: json(ErrorSchema, "No such origin or session"),
   409: json(ErrorSchema, "The request conflicts with the session's state"),
+  503: json(
+    ErrorSchema,
+    "The session's object could not be reached (ERR_SESSION_UNAVAILABLE); retry after Retry-After",
+  ),
 };
 
 export const security = [{ bearer: [] }];

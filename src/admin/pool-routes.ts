@@ -1,9 +1,17 @@
 import { createRoute } from "@hono/zod-openapi";
 import { EdgeError } from "../errors.ts";
-import { invalidatePoolView, poolStub } from "../origins/index.ts";
+import { poolStub, refreshPoolView } from "../origins/index.ts";
 import { type AdminApp, errors, json, security } from "./openapi.ts";
 import { drainView, originsView } from "./origins.ts";
-import { DrainRequestSchema, DrainSchema, OriginIdParam, OriginsSchema, StatsSchema, StatusSchema } from "./schemas.ts";
+import {
+  DrainChangeSchema,
+  DrainRequestSchema,
+  OriginIdParam,
+  OriginsChangeSchema,
+  OriginsSchema,
+  StatsSchema,
+  StatusSchema,
+} from "./schemas.ts";
 import { VERSION } from "./version.ts";
 
 const statusRoute = createRoute({
@@ -39,7 +47,7 @@ const drainRoute = createRoute({
     params: OriginIdParam,
     body: { content: { "application/json": { schema: DrainRequestSchema } }, required: false },
   },
-  responses: { 200: json(DrainSchema, "The drain"), 400: errors[400], 401: errors[401], 404: errors[404] },
+  responses: { 200: json(DrainChangeSchema, "The drain"), 400: errors[400], 401: errors[401], 404: errors[404] },
 });
 
 const undrainRoute = createRoute({
@@ -48,7 +56,7 @@ const undrainRoute = createRoute({
   summary: "Cancel a drain",
   security,
   request: { params: OriginIdParam },
-  responses: { 200: json(OriginsSchema, "The pool after the change"), 401: errors[401], 404: errors[404] },
+  responses: { 200: json(OriginsChangeSchema, "The pool after the change"), 401: errors[401], 404: errors[404] },
 });
 
 function requireOrigin(origins: { id: string }[], id: string): void {
@@ -109,8 +117,8 @@ export function registerPoolRoutes(admin: AdminApp): void {
     await pool.view(cfg.origins);
     const drain = await pool.drain(id, deadline);
     if (!drain) throw new EdgeError("ERR_UNKNOWN_ORIGIN", `no origin "${id}" in the pool`, { status: 404 });
-    invalidatePoolView(cfg);
-    return c.json(drainView(drain), 200);
+    await refreshPoolView(c.env, cfg);
+    return c.json({ ...drainView(drain), propagatesWithinSeconds: cfg.pool.cacheSeconds }, 200);
   });
 
   admin.openapi(undrainRoute, async (c) => {
@@ -119,7 +127,7 @@ export function registerPoolRoutes(admin: AdminApp): void {
     requireOrigin(cfg.origins, id);
     const pool = poolStub(c.env, cfg);
     await pool.undrain(id);
-    invalidatePoolView(cfg);
-    return c.json({ origins: originsView(cfg, await pool.view(cfg.origins)) }, 200);
+    const view = await refreshPoolView(c.env, cfg);
+    return c.json({ origins: originsView(cfg, view), propagatesWithinSeconds: cfg.pool.cacheSeconds }, 200);
   });
 }

@@ -41,6 +41,14 @@ export const DrainSchema = z
   })
   .openapi("Drain");
 
+/** Beside every pool change: it acts at once in the isolate that answered, and everywhere within this. */
+const propagatesWithinSeconds = z.number().int().openapi({
+  description:
+    "The change acts at once in the isolate that took this call; every other isolate sees it within this many seconds (POOL_CACHE_SECONDS).",
+});
+
+export const DrainChangeSchema = DrainSchema.extend({ propagatesWithinSeconds }).openapi("DrainChange");
+
 export const OriginStatusSchema = z
   .object({
     id: z.string(),
@@ -62,6 +70,7 @@ export const OriginStatusSchema = z
   .openapi("OriginStatus");
 
 export const OriginsSchema = z.object({ origins: z.array(OriginStatusSchema) }).openapi("Origins");
+export const OriginsChangeSchema = OriginsSchema.extend({ propagatesWithinSeconds }).openapi("OriginsChange");
 
 export const StatusSchema = z
   .object({
@@ -148,3 +157,5 @@ export const FaultSchema = z
     ms: z.number().int().min(0).max(60_000).optional(),
   })
   .openapi("Fault");
+
+export const FaultsChangeSchema = z.object({ faults: z.array(FaultSchema), propagatesWithinSeconds }).openapi("Faults");

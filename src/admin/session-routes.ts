@@ -1,12 +1,19 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { LOCATION_HINTS } from "../config/index.ts";
-import { EdgeError } from "../errors.ts";
+import { EdgeError, sessionUnavailable } from "../errors.ts";
 import { evacuateRegion, locateSession } from "../migration/index.ts";
-import { invalidatePoolView, poolStub, poolView } from "../origins/index.ts";
-import { objectCaller } from "../replication/failover.ts";
-import { following } from "../session/index.ts";
+import { poolStub, poolView, refreshPoolView, regionsDown } from "../origins/index.ts";
+import { ObjectUnavailable, objectCaller, recoverSession } from "../replication/failover.ts";
+import { writeRevocation } from "../replication/store.ts";
+import { following, type SessionAt, type SessionMeta, type SessionRecord } from "../session/index.ts";
 import { type AdminApp, errors, json, security } from "./openapi.ts";
-import { FaultSchema, MigrateRequestSchema, MigrationResultSchema, SessionViewSchema } from "./schemas.ts";
+import {
+  FaultSchema,
+  FaultsChangeSchema,
+  MigrateRequestSchema,
+  MigrationResultSchema,
+  SessionViewSchema,
+} from "./schemas.ts";
 import { sessionView } from "./sessions.ts";
 
 const SidParam = z.object({
@@ -23,7 +30,13 @@ const inspectRoute = createRoute({
   summary: "One session: where it lives, its origin, version, sizes and audit trail (data only with ?data=true)",
   security,
   request: { params: SidParam, query: z.object({ data: z.enum(["true", "false"]).optional() }) },
-  responses: { 200: json(SessionViewSchema, "The session"), 400: errors[400], 401: errors[401], 404: errors[404] },
+  responses: {
+    200: json(SessionViewSchema, "The session"),
+    400: errors[400],
+    401: errors[401],
+    404: errors[404],
+    503: errors[503],
+  },
 });
 
 const revokeRoute = createRoute({
@@ -37,6 +50,7 @@ const revokeRoute = createRoute({
     401: errors[401],
     404: errors[404],
     409: errors[409],
+    503: errors[503],
   },
 });
 
@@ -56,6 +70,7 @@ const migrateRoute = createRoute({
     401: errors[401],
     404: errors[404],
     409: errors[409],
+    503: errors[503],
   },
 });
 
@@ -81,7 +96,7 @@ const setFaultRoute = createRoute({
   security,
   request: { body: { content: { "application/json": { schema: FaultSchema } }, required: true } },
   responses: {
-    200: json(z.object({ faults: z.array(FaultSchema) }), "Faults in force"),
+    200: json(FaultsChangeSchema, "Faults in force"),
     400: errors[400],
     401: errors[401],
     403: errors[404],
@@ -93,17 +108,34 @@ const clearFaultsRoute = createRoute({
   path: "/faults",
   summary: "Development and tests only: clear every injected fault",
   security,
-  responses: { 200: json(z.object({ faults: z.array(FaultSchema) }), "No faults"), 401: errors[401], 403: errors[404] },
+  responses: { 200: json(FaultsChangeSchema, "No faults"), 401: errors[401], 403: errors[404] },
 });
 
 const unknownSession = (sid: string) => new EdgeError("ERR_UNKNOWN_SESSION", `no session ${sid}`, { status: 404 });
+
+/** The session's object (or a hop on the way to it) could not be reached: a typed 503, never a 500. */
+function asUnavailable(sid: string, e: unknown): EdgeError | unknown {
+  if (e instanceof ObjectUnavailable)
+    return sessionUnavailable(
+      `session ${sid}: its object in ${e.at.reg} could not be reached (${e.code}); try again`,
+      e,
+    );
+  return e;
+}
+const unreachable =
+  (sid: string) =>
+  (e: unknown): never => {
+    throw asUnavailable(sid, e);
+  };
 
 export function registerSessionRoutes(admin: AdminApp): void {
   admin.openapi(inspectRoute, async (c) => {
     const cfg = c.get("config");
     const { sid } = c.req.valid("param");
     const view = await poolView(c.env, cfg);
-    const found = await locateSession(c.env, cfg, sid, objectCaller(c.env, cfg, view?.faults ?? []));
+    const found = await locateSession(c.env, cfg, sid, objectCaller(c.env, cfg, view?.faults ?? [])).catch(
+      unreachable(sid),
+    );
     if (!found) throw unknownSession(sid);
     return c.json(sessionView(found, c.req.valid("query").data === "true"), 200);
   });
@@ -112,15 +144,10 @@ export function registerSessionRoutes(admin: AdminApp): void {
     const cfg = c.get("config");
     const { sid } = c.req.valid("param");
     const call = objectCaller(c.env, cfg, (await poolView(c.env, cfg))?.faults ?? []);
-    const found = await locateSession(c.env, cfg, sid, call);
-    if (!found) throw unknownSession(sid);
-    if (found.stored.status !== "active")
-      throw new EdgeError("ERR_SESSION_ENDED", `session ${sid} has already ended`, { status: 409 });
-    const active = found.stored;
-    const { result } = await following(found.at, call, (stub) =>
-      stub.revoke({
+    const revokeAt = async (at: SessionAt, active: SessionRecord) => {
+      const meta: SessionMeta = {
         sid,
-        epoch: found.at.ep,
+        epoch: at.ep,
         oid: active.oid,
         reg: active.reg,
         createdAt: active.createdAt,
@@ -128,16 +155,56 @@ export function registerSessionRoutes(admin: AdminApp): void {
         absoluteMs: active.absoluteMs,
         maxDataBytes: cfg.limits.sessionBytes,
         pool: active.pool,
-      }),
-    );
-    const counts = result.kind === "destroyed" ? result.counts : undefined;
-    if (counts)
-      c.executionCtx.waitUntil(
-        poolStub(c.env, cfg)
-          .adjustSessions(counts.sessions, counts.regions)
-          .catch(() => {}),
+      };
+      const { result } = await following(at, call, (stub) => stub.revoke(meta));
+      const counts = result.kind === "destroyed" ? result.counts : undefined;
+      if (counts)
+        c.executionCtx.waitUntil(
+          poolStub(c.env, cfg)
+            .adjustSessions(counts.sessions, counts.regions)
+            .catch(() => {}),
+        );
+    };
+    const revoke = async () => {
+      const found = await locateSession(c.env, cfg, sid, call);
+      if (!found) throw unknownSession(sid);
+      if (found.stored.status !== "active")
+        throw new EdgeError("ERR_SESSION_ENDED", `session ${sid} has already ended`, { status: 409 });
+      const active = found.stored;
+      try {
+        await revokeAt(found.at, active);
+      } catch (e) {
+        if (!(e instanceof ObjectUnavailable)) throw e;
+        // Its object is out of reach: recover the session forward (a newer epoch, or a restore that
+        // fences this one) and end it there, so the revoke holds wherever the session turns up.
+        const recovered = await recoverSession(
+          {
+            env: c.env,
+            cfg,
+            call,
+            down: regionsDown(cfg, (await poolView(c.env, cfg))?.faults ?? []),
+            clientRegion: cfg.defaultRegion,
+            recordEvent: () => {},
+          },
+          e,
+        );
+        if (recovered.kind === "live" || recovered.kind === "restored")
+          await revokeAt(recovered.session, { ...active, oid: recovered.session.oid, reg: recovered.session.reg });
+      }
+    };
+    await revoke().catch(async (e: unknown) => {
+      const err = asUnavailable(sid, e);
+      if (!(err instanceof EdgeError) || err.code !== "ERR_SESSION_UNAVAILABLE") throw err;
+      // Never a silent no-op: the operator hears that the session is not ended yet. Meanwhile no restore
+      // from its snapshot may bring it back (the mark outlives any session that could carry this id).
+      await writeRevocation(c.env.SNAPSHOTS, sid, Date.now() + cfg.absoluteTimeout * 1000);
+      throw sessionUnavailable(
+        `session ${sid} could not be reached to revoke it (${err.message}). It will not be restored elsewhere, but it ends only when this call succeeds: repeat it`,
+        err,
+        5,
       );
-    const after = await locateSession(c.env, cfg, sid, call);
+    });
+    const after = await locateSession(c.env, cfg, sid, call).catch(unreachable(sid));
     if (!after) throw unknownSession(sid);
     return c.json(sessionView(after, false), 200);
   });
@@ -147,7 +214,7 @@ export function registerSessionRoutes(admin: AdminApp): void {
     const { sid } = c.req.valid("param");
     const body = c.req.valid("json");
     const call = objectCaller(c.env, cfg, (await poolView(c.env, cfg))?.faults ?? []);
-    const found = await locateSession(c.env, cfg, sid, call);
+    const found = await locateSession(c.env, cfg, sid, call).catch(unreachable(sid));
     if (!found) throw unknownSession(sid);
     if (found.stored.status !== "active")
       throw new EdgeError("ERR_SESSION_ENDED", `session ${sid} has ended`, { status: 409 });
@@ -157,7 +224,7 @@ export function registerSessionRoutes(admin: AdminApp): void {
     if (reg === current.reg && (body.jurisdiction ?? current.jur) === current.jur)
       throw new EdgeError("ERR_ALREADY_THERE", `session ${sid} already lives in ${reg}`, { status: 409 });
     const target = { reg, ...(body.jurisdiction ? { jur: body.jurisdiction } : {}) };
-    const result = await call(found.at, (stub) => stub.migrate(target, "operator"));
+    const result = await call(found.at, (stub) => stub.migrate(target, "operator")).catch(unreachable(sid));
     switch (result.kind) {
       case "migrated":
         return c.json(
@@ -222,15 +289,15 @@ export function registerSessionRoutes(admin: AdminApp): void {
     const cfg = c.get("config");
     requireFaults(cfg.faultInjection);
     const faults = await poolStub(c.env, cfg).setFault(c.req.valid("json"));
-    invalidatePoolView(cfg);
-    return c.json({ faults }, 200);
+    await refreshPoolView(c.env, cfg);
+    return c.json({ faults, propagatesWithinSeconds: cfg.pool.cacheSeconds }, 200);
   });
 
   admin.openapi(clearFaultsRoute, async (c) => {
     const cfg = c.get("config");
     requireFaults(cfg.faultInjection);
     await poolStub(c.env, cfg).clearFaults();
-    invalidatePoolView(cfg);
-    return c.json({ faults: [] }, 200);
+    await refreshPoolView(c.env, cfg);
+    return c.json({ faults: [], propagatesWithinSeconds: cfg.pool.cacheSeconds }, 200);
   });
 }

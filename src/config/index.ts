@@ -25,6 +25,8 @@ export interface EdgeLimits {
   sessionBytes: number;
   /** Most keys, at any depth, in a session document. */
   sessionKeys: number;
+  /** Deepest nesting of a session document, a patch or login claims. */
+  sessionDepth: number;
 }
 
 export interface EdgeConfig {
@@ -215,6 +217,7 @@ export async function parseConfig(env: Record<string, unknown>): Promise<EdgeCon
       patchBytes: raw.MAX_PATCH_BYTES,
       sessionBytes: raw.MAX_SESSION_BYTES,
       sessionKeys: raw.MAX_SESSION_KEYS,
+      sessionDepth: raw.MAX_SESSION_DEPTH,
     },
     defaultRegion: raw.DEFAULT_REGION,
     snapshots: await loadSnapshotKey(raw.SNAPSHOT_KEY, isDevelopment),

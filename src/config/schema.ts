@@ -143,6 +143,12 @@ export const EnvSchema = z.object({
   JURISDICTIONS: z.enum(["none", "eu"]).default("none"),
   /** Most keys (at any depth) a session document may hold. */
   MAX_SESSION_KEYS: seconds(1, 100_000).default(1000),
+  /**
+   * Deepest nesting of a session document. Every codec on a session's way (RPC structured clone,
+   * JSON, the snapshot codec, merge patch) recurses per level; workerd's stack gives out in the low
+   * thousands, and sooner inside a Durable Object calling another. 256 leaves a wide margin.
+   */
+  MAX_SESSION_DEPTH: seconds(1, 256).default(64),
   CLIENT_BINDING: z.enum(["off", "ua", "ip", "ua+ip", "ja4"]).default("off"),
 });
 export const FallbackOriginSchema = z.strictObject({ id: OriginSchema.shape.id, url: originUrl });

@@ -1,7 +1,7 @@
 import type { EdgeConfig } from "../config/index.ts";
 import { log } from "../log.ts";
 import type { PoolRpc } from "./pool-object.ts";
-import type { PoolView } from "./types.ts";
+import type { Fault, PoolView } from "./types.ts";
 
 /** The control plane of the pool called `name` (POOL_NAME). */
 export function poolStubNamed(env: Env, name: string): PoolRpc {
@@ -50,4 +50,53 @@ export async function poolView(env: Env, cfg: EdgeConfig, now = Date.now()): Pro
 /** Forget this isolate's copy, after an operator change made here. */
 export function invalidatePoolView(cfg: EdgeConfig): void {
   cache.delete(cfg.pool.name);
+}
+
+/**
+ * The newest view this isolate holds, without I/O. A request reads it before
+ * each decision (placement, retry, restore), not only once at its start: an
+ * operator change made in this isolate while the request is in flight counts.
+ */
+export function currentPoolView(cfg: EdgeConfig): PoolView | undefined {
+  return cache.get(cfg.pool.name)?.view;
+}
+
+/**
+ * After an operator change made here (drain, undrain, faults): the pool's
+ * answer becomes this isolate's view at once. Other isolates pick it up on
+ * their next refresh, within POOL_CACHE_SECONDS.
+ */
+export async function refreshPoolView(env: Env, cfg: EdgeConfig): Promise<PoolView> {
+  const view = await poolStub(env, cfg).view(cfg.origins);
+  cache.set(cfg.pool.name, { view, at: Date.now() });
+  return view;
+}
+
+/**
+ * How long a region whose session object this isolate failed to reach counts
+ * as down for new placements. Short: it is a hint from one failure, and a
+ * session placed elsewhere only costs latency, while one placed into a dead
+ * region loses its first write.
+ */
+export const REGION_DOWN_MEMORY_MS = 10_000;
+
+/** Per isolate and pool: region → until when it counts as down. */
+const observedDown = new Map<string, Map<string, number>>();
+
+/** A call to a session object in `region` failed (error, timeout or injected fault). */
+export function observeRegionDown(cfg: EdgeConfig, region: string, now = Date.now()): void {
+  const regions = observedDown.get(cfg.pool.name) ?? new Map<string, number>();
+  regions.set(region, now + REGION_DOWN_MEMORY_MS);
+  observedDown.set(cfg.pool.name, regions);
+}
+
+/** Regions known to be down: the pool's injected faults plus what this isolate just observed. */
+export function regionsDown(cfg: EdgeConfig, faults: readonly Fault[], now = Date.now()): Set<string> {
+  const down = new Set<string>();
+  for (const f of faults)
+    if (f.mode === "down" && f.target.startsWith("region:")) down.add(f.target.slice("region:".length));
+  for (const [region, until] of observedDown.get(cfg.pool.name) ?? [])
+    if (until > now) down.add(region);
+    else observedDown.get(cfg.pool.name)?.delete(region);
+  return down;
 }

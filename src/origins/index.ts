@@ -1,5 +1,13 @@
 export { assignedOrigin, WeightedRoundRobin } from "./choose.ts";
-export { invalidatePoolView, poolStub, poolView } from "./client.ts";
+export {
+  currentPoolView,
+  invalidatePoolView,
+  observeRegionDown,
+  poolStub,
+  poolView,
+  refreshPoolView,
+  regionsDown,
+} from "./client.ts";
 export { OutlierDetector, type OutlierSettings } from "./outlier.ts";
 export {
   isRetryable,

@@ -44,6 +44,8 @@ export function takesSessions(
   localEjectedUntil?: number,
 ): boolean {
   if (o.weight <= 0) return false;
+  // An origin the operator marked down (fault injection) is known to be down: no new sessions.
+  if ((view?.faults ?? []).some((f) => f.mode === "down" && f.target === `origin:${o.id}`)) return false;
   const rt = runtimeOf(view, o.id);
   return rt.health.state === "healthy" && !isEjected(rt, now, localEjectedUntil) && !rt.drain;
 }

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import type { EdgeLimits } from "../config/index.ts";
-import { isJsonObject, type JsonObject, type SessionChange } from "../session/index.ts";
+import { isJsonObject, type JsonObject, jsonDepth, type SessionChange } from "../session/index.ts";
 
 export const SET_HEADER = "x-edge-session-set";
 export const SET_IF_VERSION_HEADER = "x-edge-session-set-if-version";
@@ -11,9 +11,11 @@ export type DirectiveProblemCode =
   | "ERR_SET_TOO_LARGE"
   | "ERR_SET_INVALID_JSON"
   | "ERR_SET_NOT_OBJECT"
+  | "ERR_SET_TOO_DEEP"
   | "ERR_SET_IF_VERSION_INVALID"
   | "ERR_LOGIN_TOO_LARGE"
-  | "ERR_LOGIN_INVALID";
+  | "ERR_LOGIN_INVALID"
+  | "ERR_LOGIN_TOO_DEEP";
 
 export interface DirectiveProblem {
   code: DirectiveProblemCode;
@@ -65,6 +67,11 @@ export function parseDirectives(headers: Headers, limits: EdgeLimits): OriginDir
           code: "ERR_SET_NOT_OBJECT",
           message: "X-Edge-Session-Set must be a JSON object (RFC 7396 merge patch)",
         });
+      else if (jsonDepth(parsed.value, limits.sessionDepth) > limits.sessionDepth)
+        problems.push({
+          code: "ERR_SET_TOO_DEEP",
+          message: `X-Edge-Session-Set nests deeper than ${limits.sessionDepth} (MAX_SESSION_DEPTH)`,
+        });
       else change.patch = parsed.value as JsonObject;
     }
   }
@@ -88,8 +95,18 @@ export function parseDirectives(headers: Headers, limits: EdgeLimits): OriginDir
       });
     } else {
       const parsed = parseJsonHeader(login);
-      const checked = parsed.ok ? LoginSchema.safeParse(parsed.value) : undefined;
-      if (!checked?.success)
+      // Before the schema, whose JSON check recurses: claims nested thousands deep would exhaust the stack.
+      const claims = parsed.ok && isJsonObject(parsed.value) ? parsed.value.claims : undefined;
+      const checked =
+        parsed.ok && jsonDepth(claims, limits.sessionDepth) <= limits.sessionDepth
+          ? LoginSchema.safeParse(parsed.value)
+          : undefined;
+      if (parsed.ok && !checked)
+        problems.push({
+          code: "ERR_LOGIN_TOO_DEEP",
+          message: `X-Edge-Session-Login claims nest deeper than ${limits.sessionDepth} (MAX_SESSION_DEPTH)`,
+        });
+      else if (!checked?.success)
         problems.push({
           code: "ERR_LOGIN_INVALID",
           message: 'X-Edge-Session-Login must be JSON {"sub": "<1-256 chars>", "claims"?: {...}}',

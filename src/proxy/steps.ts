@@ -1,9 +1,9 @@
 import type { EdgeConfig } from "../config/index.ts";
 import { LOCATION_HINTS } from "../config/index.ts";
-import { EdgeError, sessionUnavailable } from "../errors.ts";
+import { EdgeError, type ErrorCode, sessionUnavailable } from "../errors.ts";
 import { log } from "../log.ts";
-import { type ClientLocation, locationHintFor, type PoolView, poolStub } from "../origins/index.ts";
-import { healthyRegions, ObjectUnavailable, type RecoveryScope, recoverSession } from "../replication/failover.ts";
+import { type ClientLocation, locationHintFor, type PoolView, poolStub, regionsDown } from "../origins/index.ts";
+import { ObjectUnavailable, type RecoveryScope, recoverSession } from "../replication/failover.ts";
 import { presentedFrom } from "../session/client.ts";
 import {
   type CommitOutcome,
@@ -17,6 +17,7 @@ import {
   type SessionChange,
   startSession,
 } from "../session/index.ts";
+import { healthyRegions } from "../session/migration.ts";
 import { ForwardedSigner, verifyAffinityToken } from "../token/index.ts";
 import { fetchOrigin, type PresentedToken, parseDirectives, upstreamHeaders, upstreamUrl } from "./index.ts";
 import { noOriginError, type Placement, Router, repin, retryableBody } from "./route.ts";
@@ -49,7 +50,8 @@ export interface RequestScope {
   rt: Runtime;
   request: Request;
   region: string;
-  view: PoolView | undefined;
+  /** The pool view as this isolate knows it now (a getter: re-read at each decision, never frozen at the start). */
+  readonly view: PoolView | undefined;
   waitUntil: (p: Promise<unknown>) => void;
   /** Calls a session object with the timeout, retry and (in development) injected faults. */
   call: ObjectCall;
@@ -59,7 +61,7 @@ export interface RequestScope {
 
 /** A client with no usable session: why its token was refused, if it sent one. */
 export interface NoSession {
-  refused: { code: string; message: string } | undefined;
+  refused: { code: ErrorCode; message: string } | undefined;
   /** Its token was rotated by a login moments ago (a request that raced the login): keep the client's new token. */
   rotatedAt?: number;
 }
@@ -70,7 +72,7 @@ function recoveryScope(x: RequestScope, oid: string): RecoveryScope {
     env: x.env,
     cfg: x.cfg,
     call: x.call,
-    faults: x.view?.faults ?? [],
+    down: regionsDown(x.cfg, x.view?.faults ?? []),
     clientRegion: x.region,
     recordEvent: (detail) =>
       x.waitUntil(
@@ -129,7 +131,7 @@ export async function sessionFor(x: RequestScope, presented: PresentedToken): Pr
         : { session: recovered.session };
   }
   if ("session" in resumed) return resumed.session;
-  const refused = { code: "ERR_SESSION_ENDED", message: `the session has ended (${resumed.ended})` };
+  const refused = { code: "ERR_SESSION_ENDED" as const, message: `the session has ended (${resumed.ended})` };
   if (resumed.ended === "rotated" && resumed.at !== undefined && Date.now() - resumed.at < ROTATION_GRACE_MS)
     return { refused, rotatedAt: resumed.at };
   return { refused };
@@ -143,15 +145,6 @@ function logUnavailable(e: ObjectUnavailable): void {
     epoch: e.at.ep,
     region: e.at.reg,
   });
-}
-
-/** Where a session that stores nothing yet may be created: the client's region unless it is known to be down. */
-export function homeRegionFor(
-  x: RequestScope,
-  jur: string | undefined,
-  exclude: readonly string[] = [],
-): string | undefined {
-  return healthyRegions(x.region, jur, x.view?.faults ?? [], exclude)[0];
 }
 
 /** Step 4: the origin for this request — the session's own, or another if it must move (failover, drain, return home). */
@@ -332,7 +325,7 @@ export async function applyOriginDirectives(
 async function commitDurably(x: RequestScope, session: LiveSession, change: SessionChange): Promise<CommitOutcome> {
   if (session.ephemeral)
     return change.logout ? { kind: "logged-out" } : { kind: "ended", reason: "rotated", at: Date.now() };
-  const rotationRegions = (s: LiveSession) => healthyRegions(s.reg, s.jur, x.view?.faults ?? []);
+  const rotationRegions = (s: LiveSession) => homeRegions(x, s.reg, s.jur);
   let failure: ObjectUnavailable;
   try {
     return await commitChange(x.cfg, session, change, x.call, rotationRegions(session));
@@ -344,7 +337,7 @@ async function commitDurably(x: RequestScope, session: LiveSession, change: Sess
   let target: LiveSession;
   if (!session.presented && session.ver === 0) {
     // No token names it yet and nothing is stored: the same session can start anywhere; a new id keeps it simple.
-    const reg = homeRegionFor(x, session.jur, [failure.at.reg]);
+    const reg = homeRegions(x, x.region, session.jur, [failure.at.reg])[0];
     if (!reg) throw sessionUnavailable("no region can store the session now; try again", failure);
     const { sid, ep, reg: home, ct } = startSession(session.oid, reg, session.jur);
     target = { ...session, sid, ep, reg: home, ct };
@@ -374,6 +367,26 @@ export function clientRegion(request: Request, cfg: EdgeConfig): string {
   const override = request.headers.get("x-edge-dev-region");
   if (cfg.isDevelopment && override && (LOCATION_HINTS as readonly string[]).includes(override)) return override;
   return locationHintFor(request.cf as ClientLocation | undefined, cfg.defaultRegion);
+}
+
+/**
+ * Where a new session lives: the client's region, else the nearest allowed one
+ * not known to be down (the pool's faults, and regions whose objects this
+ * isolate just failed to reach). Its first write must land somewhere alive.
+ */
+export function homeRegion(x: RequestScope, jur: string | undefined): string {
+  return homeRegions(x, x.region, jur)[0] ?? x.region;
+}
+
+/** Regions a session may be placed in, best first from `preferred`, less those known to be down or excluded. */
+function homeRegions(
+  x: RequestScope,
+  preferred: string,
+  jur: string | undefined,
+  exclude: readonly string[] = [],
+): string[] {
+  const down = regionsDown(x.cfg, x.view?.faults ?? []);
+  return healthyRegions(preferred, jur, (r) => down.has(r) || exclude.includes(r));
 }
 
 /** With JURISDICTIONS=eu, sessions started from EU countries are created (and stay) in the EU jurisdiction. */

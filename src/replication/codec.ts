@@ -217,3 +217,8 @@ export function snapshotKey(sid: string): string {
 export function fenceKey(sid: string): string {
   return `fence:${sid}`;
 }
+
+/** An operator revocation that could not reach the session's object yet: no restore may bring it back. */
+export function revokedKey(sid: string): string {
+  return `revoked:${sid}`;
+}

@@ -1,7 +1,7 @@
-import { type EdgeConfig, LOCATION_HINTS } from "../config/index.ts";
-import { sessionUnavailable } from "../errors.ts";
+import type { EdgeConfig } from "../config/index.ts";
+import { type ErrorCode, sessionUnavailable } from "../errors.ts";
 import { log } from "../log.ts";
-import type { Fault } from "../origins/index.ts";
+import { type Fault, observeRegionDown } from "../origins/index.ts";
 import {
   fromRecord,
   type LiveSession,
@@ -13,9 +13,9 @@ import {
   sessionStub,
 } from "../session/client.ts";
 import type { RestoreSource } from "../session/machine.ts";
-import { JURISDICTION_REGIONS } from "../session/migration.ts";
+import { healthyRegions } from "../session/migration.ts";
 import type { CountDelta, EndReason, Forward, WriteResult } from "../session/record.ts";
-import { readFence, readSnapshot, writeFence } from "./store.ts";
+import { isRevoked, readFence, readSnapshot, writeFence } from "./store.ts";
 
 /** The session's object could not be reached (error, overload, timeout, or an injected fault). */
 export class ObjectUnavailable extends Error {
@@ -46,9 +46,15 @@ export function faultFor(faults: readonly Fault[], at: SessionAt): Fault | undef
  * from the snapshot. Our objects never throw their own errors (they return
  * results), so anything thrown is the platform's.
  */
-export function objectCaller(env: Env, cfg: EdgeConfig, faults: readonly Fault[]): ObjectCall {
-  return async (at, fn) => {
-    const fault = cfg.faultInjection ? faultFor(faults, at) : undefined;
+export function objectCaller(
+  env: Env,
+  cfg: EdgeConfig,
+  faults: readonly Fault[] | (() => readonly Fault[]),
+): ObjectCall {
+  // Read at each call: a fault injected while the request is in flight counts.
+  const current = () => (typeof faults === "function" ? faults() : faults);
+  const call: ObjectCall = async (at, fn) => {
+    const fault = cfg.faultInjection ? faultFor(current(), at) : undefined;
     if (fault?.mode === "down")
       throw new ObjectUnavailable(at, "ERR_FAULT_INJECTED", `injected fault: ${fault.target} is down`);
     const attempt = async () => {
@@ -75,33 +81,24 @@ export function objectCaller(env: Env, cfg: EdgeConfig, faults: readonly Fault[]
       }
     }
   };
+  // New sessions and restores keep out of a region whose object just failed here (not for a one-session fault).
+  return async (at, fn) =>
+    call(at, fn).catch((e: unknown) => {
+      if (e instanceof ObjectUnavailable && !faultFor(current(), at)?.target.startsWith("session:"))
+        observeRegionDown(cfg, at.reg);
+      throw e;
+    });
 }
 
-/**
- * Regions a session may be placed in, best first: the preferred one unless it is
- * known to be down or excluded, then the others its jurisdiction allows.
- */
-export function healthyRegions(
-  preferred: string,
-  jur: string | undefined,
-  down: readonly Fault[],
-  exclude: readonly string[] = [],
-): string[] {
-  const allowed = jur ? (JURISDICTION_REGIONS[jur] ?? []) : LOCATION_HINTS;
-  const isDown = (r: string) => down.some((f) => f.mode === "down" && f.target === `region:${r}`);
-  const ordered = [preferred, ...allowed].filter((r, i, all) => all.indexOf(r) === i && allowed.includes(r));
-  return ordered.filter((r) => !exclude.includes(r) && !isDown(r));
-}
-
-/** Where a restored session goes: the client's region if it is not the failed one, else the next allowed one. */
+/** Where a restored session goes: the client's region if it is not the failed one, else the nearest allowed one up. */
 export function restoreRegion(
   failed: string,
   clientRegion: string,
   jur: string | undefined,
-  down: readonly Fault[],
+  down: ReadonlySet<string>,
   exclude: readonly string[] = [],
 ): string {
-  return healthyRegions(clientRegion, jur, down, [failed, ...exclude])[0] ?? failed;
+  return healthyRegions(clientRegion, jur, (r) => r === failed || down.has(r) || exclude.includes(r))[0] ?? failed;
 }
 
 export type Recovered =
@@ -110,13 +107,14 @@ export type Recovered =
   | { kind: "restored"; session: LiveSession; counts?: CountDelta }
   | { kind: "ended"; reason: EndReason; at?: number }
   /** The snapshot could not be used (corrupt, another key): the client starts over. */
-  | { kind: "refused"; code: string; message: string };
+  | { kind: "refused"; code: ErrorCode; message: string };
 
 export interface RecoveryScope {
   env: Env;
   cfg: EdgeConfig;
   call: ObjectCall;
-  faults: readonly Fault[];
+  /** Regions known to be down (the pool's faults, and what this isolate just failed to reach). */
+  down: ReadonlySet<string>;
   clientRegion: string;
   recordEvent: (detail: string) => void;
 }
@@ -150,12 +148,15 @@ export async function recoverSession(
   const { env, cfg } = x;
   const started = Date.now();
   const sid = failure.at.sid;
-  const [fence, snap] = await Promise.all([
+  const [fence, snap, revoked] = await Promise.all([
     readFence(env.SNAPSHOTS, sid),
     readSnapshot(env.SNAPSHOTS, cfg.snapshots.key, sid),
+    isRevoked(env.SNAPSHOTS, sid),
   ]).catch((e: unknown) => {
     throw sessionUnavailable("the session's object and its snapshots could not be reached", e);
   });
+  // An operator revoked it while its object was unreachable: it must not come back from its snapshot.
+  if (revoked) return { kind: "ended", reason: "revoked" };
   if (snap.found && !snap.decoded.ok) {
     log("error", "snapshot_refused", { sid, code: snap.decoded.code, message: snap.decoded.message });
     return { kind: "refused", code: snap.decoded.code, message: snap.decoded.message };
@@ -218,7 +219,7 @@ export async function recoverSession(
   let last: unknown;
   for (let attempt = 0; attempt < RESTORE_ATTEMPTS; attempt++) {
     const ep = known + 1 + attempt;
-    const reg = restoreRegion(failed.reg, x.clientRegion, jur, x.faults, excluded);
+    const reg = restoreRegion(failed.reg, x.clientRegion, jur, x.down, excluded);
     const target: SessionAt = { ...failed, ep, reg, ...(jur ? { jur } : {}) };
     let result: WriteResult;
     try {

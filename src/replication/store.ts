@@ -6,6 +6,7 @@ import {
   encodeSnapshot,
   fenceKey,
   importSnapshotKey,
+  revokedKey,
   type SessionSnapshot,
   type SnapshotKey,
   type SnapshotMetadata,
@@ -100,4 +101,15 @@ export async function writeFence(kv: KVNamespace, sid: string, to: Fence, expire
   await kv.put(fenceKey(sid), JSON.stringify(to), {
     expiration: Math.max(Math.ceil(expiresAt / 1000), Math.ceil(Date.now() / 1000) + 60),
   });
+}
+
+/** Kept until every session that could carry this id has ended (the absolute lifetime from now). */
+export async function writeRevocation(kv: KVNamespace, sid: string, expiresAt: number): Promise<void> {
+  await kv.put(revokedKey(sid), String(Date.now()), {
+    expiration: Math.max(Math.ceil(expiresAt / 1000), Math.ceil(Date.now() / 1000) + 60),
+  });
+}
+
+export async function isRevoked(kv: KVNamespace, sid: string): Promise<boolean> {
+  return (await kv.get(revokedKey(sid))) !== null;
 }

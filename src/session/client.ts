@@ -1,6 +1,6 @@
 import type { EdgeConfig } from "../config/index.ts";
 import { LOCATION_HINTS, type LocationHint } from "../config/index.ts";
-import { sessionUnavailable } from "../errors.ts";
+import { type ErrorCode, sessionUnavailable } from "../errors.ts";
 import { log } from "../log.ts";
 import { type AffinityClaims, newSessionId } from "../token/index.ts";
 import type { JsonObject } from "./merge-patch.ts";
@@ -64,7 +64,7 @@ export type CommitOutcome =
   | { kind: "rotated"; session: LiveSession; counts: CountDelta[] }
   | { kind: "logged-out"; counts?: CountDelta }
   /** The origin's directive was refused (too large, too many keys): its bug, logged, the session as it was. */
-  | { kind: "refused"; code: string; message: string }
+  | { kind: "refused"; code: ErrorCode; message: string }
   /** Set-If-Version named another version than the session's. */
   | { kind: "conflict"; version: number }
   /** The session ended (logout elsewhere, revoke, timeout, or a login rotated it) before the change. */
@@ -135,6 +135,7 @@ export function sessionMeta(cfg: EdgeConfig, s: SessionAt): SessionMeta {
     absoluteMs: cfg.absoluteTimeout * 1000,
     maxDataBytes: cfg.limits.sessionBytes,
     maxKeys: cfg.limits.sessionKeys,
+    maxDepth: cfg.limits.sessionDepth,
     pool: cfg.pool.name,
     ...(s.jur ? { jur: s.jur } : {}),
     ...(cfg.migration.auto

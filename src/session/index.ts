@@ -8,11 +8,12 @@ export {
   ROTATION_GRACE_MS,
   readAt,
   resumeSession,
+  type SessionAt,
   sessionMeta,
   sessionStub,
   startSession,
 } from "./client.ts";
-export { applyMergePatch, isJsonObject, type Json, type JsonObject } from "./merge-patch.ts";
+export { applyMergePatch, isJsonObject, type Json, type JsonObject, jsonDepth } from "./merge-patch.ts";
 export { SessionObject } from "./object.ts";
 export type {
   CountDelta,

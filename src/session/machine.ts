@@ -335,7 +335,7 @@ function write(s: MachineState, e: Extract<SessionEvent, { type: "write" }>, now
       { kind: "unavailable", message: "the session's snapshots are behind; the change cannot be made durable now" },
       base,
     );
-  const applied = applyChange(record, change, e.meta.maxDataBytes, now, e.meta.maxKeys);
+  const applied = applyChange(record, change, e.meta.maxDataBytes, now, e.meta.maxKeys, e.meta.maxDepth);
   if (!applied.ok) return reply(applied.result, base);
   if (change.login) {
     // Session id rotation: this id is finished; the Worker hands the state to a new one, which counts it.

@@ -7,6 +7,28 @@ export function isJsonObject(value: unknown): value is JsonObject {
 }
 
 /**
+ * Nesting depth of a JSON value: 0 for a scalar, 1 + its deepest member for an
+ * array or object (`{}` is 1, `{"a":[1]}` is 2). Iterative, and it returns as
+ * soon as it reaches a level past `limit` (with that level, limit + 1): neither
+ * a hostile document nor the check itself can exhaust the stack, and a refusal
+ * costs no more than the first `limit + 1` levels.
+ */
+export function jsonDepth(value: unknown, limit = Number.POSITIVE_INFINITY): number {
+  let deepest = 0;
+  const pending: { v: object; depth: number }[] = [];
+  if (typeof value === "object" && value !== null) pending.push({ v: value, depth: 1 });
+  for (let top = pending.pop(); top; top = pending.pop()) {
+    if (top.depth > deepest) {
+      deepest = top.depth;
+      if (deepest > limit) return deepest;
+    }
+    for (const child of Array.isArray(top.v) ? top.v : Object.values(top.v))
+      if (typeof child === "object" && child !== null) pending.push({ v: child, depth: top.depth + 1 });
+  }
+  return deepest;
+}
+
+/**
  * RFC 7396 §2 MergePatch(Target, Patch). Pure: neither argument is modified.
  * `__proto__` arrives from JSON.parse as an own property; building results with
  * Object.defineProperty-free plain assignment on null-prototype objects keeps

@@ -1,5 +1,6 @@
+import type { ErrorCode } from "../errors.ts";
 import type { LogEntry, RestoreSource } from "./machine.ts";
-import { applyMergePatch, isJsonObject, type Json, type JsonObject } from "./merge-patch.ts";
+import { applyMergePatch, isJsonObject, type Json, type JsonObject, jsonDepth } from "./merge-patch.ts";
 
 /** Why a session (or an epoch of it) ended. `aborted`: a migration target that gave up before it received the state. */
 export type EndReason = "logout" | "rotated" | "idle" | "absolute" | "revoked" | "aborted";
@@ -115,6 +116,8 @@ export interface SessionMeta {
   maxDataBytes: number;
   /** Most keys (at any depth) in the document; absent: no limit beyond the bytes. */
   maxKeys?: number;
+  /** Deepest nesting the document may reach (MAX_SESSION_DEPTH); absent: no limit beyond the bytes. */
+  maxDepth?: number;
   pool: string;
   jur?: string;
   /** Automatic migration's hysteresis; absent when automatic migration is off. */
@@ -160,7 +163,11 @@ export type WriteResult =
   | { kind: "conflict"; version: number }
   /** The change cannot be made durable now (the recovery point would grow past its bound). */
   | { kind: "unavailable"; message: string }
-  | { kind: "rejected"; code: "ERR_SESSION_TOO_LARGE" | "ERR_SESSION_TOO_MANY_KEYS"; message: string };
+  | {
+      kind: "rejected";
+      code: "ERR_SESSION_TOO_LARGE" | "ERR_SESSION_TOO_MANY_KEYS" | "ERR_SESSION_TOO_DEEP";
+      message: string;
+    };
 
 /** Size of `{}`, the document of a session that has stored nothing. */
 export const EMPTY_DATA_BYTES = 2;
@@ -268,6 +275,7 @@ export function applyChange(
   maxDataBytes: number,
   now: number,
   maxKeys = Number.POSITIVE_INFINITY,
+  maxDepth = Number.POSITIVE_INFINITY,
 ): { ok: true; record: SessionRecord } | { ok: false; result: WriteResult } {
   if (change.ifVersion !== undefined && change.ifVersion !== r.version)
     return { ok: false, result: { kind: "conflict", version: r.version } };
@@ -275,6 +283,12 @@ export function applyChange(
   if (change.patch) {
     const data = applyMergePatch(r.data, change.patch);
     const data2 = isJsonObject(data) ? data : {};
+    // Checked first: what is stored must survive every codec on its way (RPC, snapshot, migration).
+    if (jsonDepth(data2, maxDepth) > maxDepth)
+      return {
+        ok: false,
+        result: { kind: "rejected", code: "ERR_SESSION_TOO_DEEP", message: `session data would nest past ${maxDepth}` },
+      };
     const dataBytes = byteLength(data2);
     if (dataBytes > maxDataBytes)
       return {
@@ -336,4 +350,4 @@ export type MigrateResult =
   | { kind: "pending"; to: Forward }
   | { kind: "not_found" }
   | { kind: "ended"; reason: EndReason }
-  | { kind: "refused"; code: string; message: string };
+  | { kind: "refused"; code: ErrorCode; message: string };

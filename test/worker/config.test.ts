@@ -63,6 +63,7 @@ describe("configuration is validated, and a bad value is named", () => {
     ["a cookie name with a space", { COOKIE_NAME: "bad name" }, /COOKIE_NAME/],
     ["an unknown ENVIRONMENT", { ENVIRONMENT: "prod" }, /ENVIRONMENT/],
     ["a short ADMIN_TOKEN", { ADMIN_TOKEN: "short" }, /ADMIN_TOKEN: must be at least 24 characters/],
+    ["a MAX_SESSION_DEPTH past what every codec carries", { MAX_SESSION_DEPTH: "5000" }, /MAX_SESSION_DEPTH/],
     ["STRICT_TOKENS that is not a boolean", { STRICT_TOKENS: "yes" }, /STRICT_TOKENS/],
     ["no signing key outside development", { SESSION_SIGNING_KEYS: undefined }, /SESSION_SIGNING_KEYS: is not set/],
   ];
