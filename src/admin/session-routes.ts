@@ -4,6 +4,7 @@ import { EdgeError } from "../errors.ts";
 import { evacuateRegion, locateSession } from "../migration/index.ts";
 import { poolStub, poolView } from "../origins/index.ts";
 import { objectCaller } from "../replication/failover.ts";
+import { principalStub } from "../users/index.ts";
 import { type AdminApp, errors, json, security } from "./openapi.ts";
 import { FaultSchema, MigrateRequestSchema, MigrationResultSchema, SessionViewSchema } from "./schemas.ts";
 import { sessionView } from "./sessions.ts";
@@ -134,6 +135,13 @@ export function registerSessionRoutes(admin: AdminApp): void {
         .adjustSessions({ [active.oid]: -1 }, { [active.reg]: -1 })
         .catch(() => {}),
     );
+    // The user's index forgets it (a stale entry would only be found gone later).
+    if (active.sub !== undefined)
+      c.executionCtx.waitUntil(
+        principalStub(c.env, active.sub)
+          .unregister([sid])
+          .catch(() => {}),
+      );
     const after = await locateSession(c.env, cfg, sid, call);
     if (!after) throw unknownSession(sid);
     return c.json(sessionView(after, false), 200);

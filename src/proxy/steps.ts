@@ -6,7 +6,15 @@ import { type ClientLocation, locationHintFor, type PoolView, poolStub } from ".
 import { ObjectUnavailable, restoreSession } from "../replication/failover.ts";
 import { commitChange, type LiveSession, type ObjectCall, resumeSession } from "../session/index.ts";
 import { ForwardedSigner, verifyAffinityToken } from "../token/index.ts";
-import { fetchOrigin, type PresentedToken, parseDirectives, upstreamHeaders, upstreamUrl } from "./index.ts";
+import { afterCommit } from "../users/index.ts";
+import {
+  fetchOrigin,
+  isLogoutAll,
+  type PresentedToken,
+  parseDirectives,
+  upstreamHeaders,
+  upstreamUrl,
+} from "./index.ts";
 import { noOriginError, type Placement, Router, repin, retryableBody } from "./route.ts";
 
 /**
@@ -210,6 +218,8 @@ export async function applyOriginDirectives(
       });
       return session;
     }
+    // The per-user index: a login registers, a logout unregisters, `Logout: all` ends the user's other sessions.
+    await afterCommit(x, session, outcome, isLogoutAll(upstream.headers));
     // Live counts: a session is counted when it is first stored. A login rotation stores a new
     // session in place of the old one, so it counts only if the old one was never stored (version 0).
     const delta =

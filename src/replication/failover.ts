@@ -14,6 +14,7 @@ import {
 import { JURISDICTION_REGIONS } from "../session/migration.ts";
 import { EMPTY_DATA_BYTES, type Forward } from "../session/record.ts";
 import type { AffinityClaims } from "../token/index.ts";
+import { isRevoked } from "../users/revocation.ts";
 import { readSnapshot, writeFence } from "./store.ts";
 
 /** The session's object could not be reached (error, overload, timeout, or an injected fault). */
@@ -112,6 +113,9 @@ export async function restoreSession(
 ): Promise<RestoreOutcome> {
   const started = Date.now();
   const failed = failure.at;
+  // An operator (or origin) revoked it while its object was unreachable: it must not come back elsewhere.
+  if (await isRevoked(env.SNAPSHOTS, claims.sid).catch(() => false))
+    return { kind: "fresh", code: "ERR_SESSION_ENDED", message: "the session was revoked" };
   const snap = await readSnapshot(env.SNAPSHOTS, cfg.snapshots.key, claims.sid).catch((e: unknown) => {
     throw new EdgeError("ERR_SESSION_UNAVAILABLE", "the session store and its snapshots could not be reached", {
       status: 503,

@@ -408,11 +408,11 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
   }
 
   /** Server-side end of a session (operator revoke). */
-  async revoke(meta: SessionMeta): Promise<WriteResult> {
+  async revoke(meta: SessionMeta, why?: string): Promise<WriteResult> {
     const now = Date.now();
     const current = await this.#current(now);
     if (current.kind === "ended" || current.kind === "moved") return current;
-    await this.#end(current.kind === "active" ? withAudit(current.record, "revoked") : meta, "revoked", now);
+    await this.#end(current.kind === "active" ? withAudit(current.record, "revoked", why) : meta, "revoked", now);
     return { kind: "destroyed" };
   }
 

@@ -292,7 +292,8 @@ export interface SessionRpc {
   read(meta: SessionMeta, seenFrom?: string): Promise<ReadResult>;
   write(meta: SessionMeta, change: SessionChange): Promise<WriteResult>;
   adopt(meta: SessionMeta, from: SessionRecord, via: "rotation" | "migration"): Promise<WriteResult>;
-  revoke(meta: SessionMeta): Promise<WriteResult>;
+  /** `why` goes into the audit trail (e.g. "over MAX_SESSIONS_PER_USER (3)"). */
+  revoke(meta: SessionMeta, why?: string): Promise<WriteResult>;
   migrate(to: Omit<Forward, "ep">, trigger: string): Promise<MigrateResult>;
   restore(meta: SessionMeta, snapshot: SessionSnapshot, predecessors: Forward[]): Promise<WriteResult>;
   fence(to: Forward): Promise<void>;
