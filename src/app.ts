@@ -1,4 +1,5 @@
 import { type Context, Hono } from "hono";
+import { contextStorage } from "hono/context-storage";
 import { HTTPException } from "hono/http-exception";
 import { clientFingerprint, limitNewSessions } from "./abuse/index.ts";
 import { adminRoutes } from "./admin/index.ts";
@@ -6,6 +7,7 @@ import type { AppEnv } from "./app-env.ts";
 import { loadConfig } from "./config/index.ts";
 import { EdgeError } from "./errors.ts";
 import { log } from "./log.ts";
+import { explain, explainSession, timed } from "./observe/index.ts";
 import { poolView } from "./origins/index.ts";
 import { clientResponse, newSessionFor, readPresentedToken } from "./proxy/index.ts";
 import type { Placement } from "./proxy/route.ts";
@@ -47,7 +49,7 @@ async function proxy(c: Context<AppEnv>): Promise<Response> {
   };
 
   const presented = readPresentedToken(request.headers, cfg.cookieName);
-  const found = await sessionFor(x, presented);
+  const found = await timed("session", () => sessionFor(x, presented));
   let session: LiveSession;
   let placement: Placement;
   if ("sid" in found) {
@@ -63,10 +65,11 @@ async function proxy(c: Context<AppEnv>): Promise<Response> {
     placement = origin ? { origin, fallback: false } : fallbackOrFail(cfg, "no origin can take new sessions");
     session = newSessionFor(origin?.id ?? placement.origin.id, x.region, found.refused, jurisdictionFor(request, cfg));
   }
+  explainSession(c.env, session, "sid" in found ? undefined : found.refused);
 
   if (x.binding) session = { ...session, cb: x.binding };
-  const forwarded = await forward(x, session, placement);
-  const applied = await applyOriginDirectives(x, forwarded.session, forwarded.upstream);
+  const forwarded = await timed("origin", () => forward(x, session, placement));
+  const applied = await timed("session", () => applyOriginDirectives(x, forwarded.session, forwarded.upstream));
   // Whatever session the client keeps (a rotated one included), its token carries this client's binding.
   const kept = applied && x.binding ? { ...applied, cb: x.binding } : applied;
   return clientResponse(cfg, forwarded.upstream, presented.mode, kept);
@@ -90,6 +93,8 @@ function onError(err: Error, c: Context<AppEnv>): Response {
 
 export function createApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
+  // The request's context is reachable from the steps (src/observe records what they did).
+  app.use(contextStorage());
   app.use(async function config(c, next) {
     c.set("config", await loadConfig(c.env));
     await next();
@@ -103,7 +108,7 @@ export function createApp(): Hono<AppEnv> {
     app.all(reserved, (c) => {
       throw new EdgeError("ERR_NOT_FOUND", `no such path: ${c.req.path}`, { status: 404, report: false });
     });
-  app.all("*", proxy);
+  app.all("*", explain(), proxy);
   app.onError(onError);
   return app;
 }

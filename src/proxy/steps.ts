@@ -2,6 +2,7 @@ import type { EdgeConfig } from "../config/index.ts";
 import { LOCATION_HINTS } from "../config/index.ts";
 import { EdgeError } from "../errors.ts";
 import { log } from "../log.ts";
+import { explainRestore, timed } from "../observe/index.ts";
 import { type ClientLocation, locationHintFor, type PoolView, poolStub } from "../origins/index.ts";
 import { ObjectUnavailable, restoreSession } from "../replication/failover.ts";
 import { commitChange, type LiveSession, type ObjectCall, resumeSession } from "../session/index.ts";
@@ -64,9 +65,9 @@ export async function sessionFor(
 ): Promise<LiveSession | { refused: { code: string; message: string } | undefined }> {
   if (!presented.token) return { refused: undefined };
   const { cfg } = x;
-  const verified = await verifyAffinityToken(
-    { keys: cfg.keys, issuer: cfg.issuer, audience: cfg.affinityAudience },
-    presented.token,
+  const token = presented.token;
+  const verified = await timed("token", () =>
+    verifyAffinityToken({ keys: cfg.keys, issuer: cfg.issuer, audience: cfg.affinityAudience }, token),
   );
   if (!verified.ok) return { refused: { code: verified.code, message: verified.message } };
   if (x.binding !== verified.claims.cb)
@@ -108,7 +109,10 @@ export async function sessionFor(
         headers: { "retry-after": "1" },
       });
     });
-    if (restored.kind === "restored") return restored.session;
+    if (restored.kind === "restored") {
+      explainRestore(x.env, restored.session, e.at.reg, e.code);
+      return restored.session;
+    }
     return { refused: { code: restored.code, message: restored.message } };
   }
   if ("session" in resumed) return resumed.session;

@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { log } from "../log.ts";
+import { writeMetric } from "../observe/metrics.ts";
 import { poolStubNamed } from "../origins/client.ts";
 import type { SessionSnapshot } from "../replication/codec.ts";
 import { putSnapshot, readFence, SNAPSHOT_INTERVAL_MS, snapshotKeyFor } from "../replication/store.ts";
@@ -392,6 +393,13 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
       trigger: migration.trigger,
       duration_ms: durationMs,
       bytes: frozen.dataBytes,
+    });
+    writeMetric(this.env, {
+      event: "migration",
+      origin: frozen.oid,
+      region: to.reg,
+      detail: `${from.reg}→${to.reg} ${migration.trigger}`,
+      ms: durationMs,
     });
     const pool = poolStubNamed(this.env, frozen.pool);
     this.ctx.waitUntil(
