@@ -142,8 +142,11 @@ export async function afterCommit(
   try {
     if (outcome.kind === "logged-out") {
       if (before.sub === undefined) return;
-      await principalStub(x.env, before.sub).unregister([before.sid]);
-      if (logoutAll) await endAllSessions(x, before.sub, "logout of all sessions by the origin");
+      const forget = principalStub(x.env, before.sub).unregister([before.sid]);
+      // A plain logout need not wait: an entry left behind is found gone when the index is next read.
+      if (!logoutAll) return x.waitUntil(forget.catch(() => {}));
+      await forget;
+      await endAllSessions(x, before.sub, "logout of all sessions by the origin");
       return;
     }
     if (outcome.kind !== "rotated" || outcome.session.sub === undefined) return;
