@@ -2,6 +2,7 @@ import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { PrincipalObject } from "../../src/users/index.ts";
+import { overCap, type PrincipalEntry } from "../../src/users/policy.ts";
 import { BrowserClient } from "./harness.ts";
 import { admin, poolEnv, spawnOrigins } from "./pool-harness.ts";
 import { sessionOf, storedAt } from "./session-admin.ts";
@@ -75,6 +76,10 @@ describe("/__edge/users/:sub/sessions", () => {
       expect(after.sid).not.toBe(c.sid);
     }
     expect((await listed(e, sub)).sessions).toEqual([]);
+    // On the dashboard's timeline (the pool's recent events), one line per session.
+    const stats = (await (await admin(e, "GET", "/stats")).json()) as { events: { event: string; detail: string }[] };
+    const revokedEvents = stats.events.filter((x) => x.event === "user_sessions_revoked").map((x) => x.detail);
+    for (const c of [a, b]) expect(revokedEvents.some((d) => d.startsWith(`${c.sid} of ${sub}`))).toBe(true);
     // The session's own audit trail says who ended it.
     const view = (await (await admin(e, "GET", `/sessions/${a.sid}`)).json()) as { audit: { detail: string | null }[] };
     expect(view.audit.map((x) => x.detail)).toContain("all sessions revoked by an operator");
@@ -172,5 +177,43 @@ describe("origins and limits", () => {
     const again = await sessionOf(a.client);
     expect(again.sub).toBe(sub);
     expect((await listed(e, sub)).sessions.map((s) => s.sid)).toEqual([again.sid]);
+  });
+});
+
+describe("the operator API document", () => {
+  it("describes the user routes from the schemas that validate them", async () => {
+    const { e } = await setup();
+    const doc = (await (await admin(e, "GET", "/openapi.json")).json()) as {
+      paths: Record<string, Record<string, unknown>>;
+      components: { schemas: Record<string, unknown> };
+    };
+    expect(Object.keys(doc.paths["/users/{sub}/sessions"] ?? {}).sort()).toEqual(["delete", "get"]);
+    expect(Object.keys(doc.components.schemas)).toEqual(expect.arrayContaining(["UserSessions", "UserRevocation"]));
+  });
+});
+
+describe("the cap's choice (pure)", () => {
+  const entry = (sid: string, createdAt: number, seq: number, revoking = false): PrincipalEntry => ({
+    sid,
+    ep: 1,
+    reg: "enam",
+    oid: "o",
+    createdAt,
+    seq,
+    expiresAt: Number.MAX_SAFE_INTEGER,
+    idleMs: 1,
+    absoluteMs: 1,
+    pool: "p",
+    ...(revoking ? { revoking: { since: 0, why: "x", attempts: 0, next: 0 } } : {}),
+  });
+
+  it("ends the oldest past the cap, never the login in progress, and ignores sessions already being revoked", () => {
+    const live = [entry("c", 30, 3), entry("a", 10, 1), entry("b", 10, 2), entry("r", 5, 0, true)];
+    expect(overCap(live, 0, "c")).toEqual([]);
+    expect(overCap(live, 3, "c")).toEqual([]);
+    expect(overCap(live, 2, "c").map((x) => x.sid)).toEqual(["a"]);
+    expect(overCap(live, 1, "c").map((x) => x.sid)).toEqual(["a", "b"]);
+    // The login in progress may be the oldest by clock (a skewed ct): it stays all the same.
+    expect(overCap(live, 1, "a").map((x) => x.sid)).toEqual(["b", "c"]);
   });
 });
