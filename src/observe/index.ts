@@ -28,8 +28,8 @@ export function explain(): MiddlewareHandler<AppEnv> {
         if (ms !== undefined) setMetric(c, metric, ms);
       }
     });
-    // The config is missing only when it failed to load; the error response says so, without a status.
-    if (c.var.config?.sessionStatusHeader) c.res.headers.set(STATUS_HEADER, trace.status());
+    const status = c.get("config").sessionStatusHeader ? trace.status() : undefined;
+    if (status) c.res.headers.set(STATUS_HEADER, status);
   };
 }
 

@@ -27,9 +27,12 @@ export class Trace {
    * `restored` (rebuilt from its snapshot), `migrated` (the token named an
    * older epoch: the session had moved), `repin; reason=…` (a new origin),
    * `new` (no usable token; `reason=` names the refusal), else `hit`.
+   * Undefined when the request failed before its session was settled (a
+   * strict-mode 401, no origin at all): there is nothing to explain.
    */
-  status(): string {
+  status(): string | undefined {
     const s = this.session;
+    if (!s && !this.restored) return undefined;
     const parts: string[] = [];
     if (this.restored) parts.push("restored");
     else if (s?.presentedEp !== undefined && s.presentedEp !== s.ep) parts.push("migrated");
