@@ -85,10 +85,12 @@ describe("/__edge/users/:sub/sessions", () => {
     expect(view.audit.map((x) => x.detail)).toContain("all sessions revoked by an operator");
   });
 
-  it("in strict mode, a revoked session's client gets 401", async () => {
-    const { e, sub } = await setup({ STRICT_TOKENS: "true" });
+  it("in strict mode, a revoked session's client gets 401 (and any sub works in the path, percent-encoded)", async () => {
+    const { e } = await setup({ STRICT_TOKENS: "true" });
+    const sub = `tenant/${newUser()} a@x|y?#%`;
     const a = await loggedIn(e, sub);
-    expect((await admin(e, "DELETE", `/users/${sub}/sessions`)).status).toBe(200);
+    expect((await listed(e, sub)).sessions.map((s) => s.sid)).toEqual([a.sid]);
+    expect((await admin(e, "DELETE", `/users/${encodeURIComponent(sub)}/sessions`)).status).toBe(200);
     const res = await a.client.send("/echo");
     expect(res.status).toBe(401);
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe("ERR_SESSION_ENDED");
