@@ -46,6 +46,16 @@ export function overCap(live: readonly PrincipalEntry[], cap: number, keep: stri
   return counted.filter((e) => e.sid !== keep).slice(0, excess);
 }
 
+/**
+ * A revocation still unacknowledged once the session's idle deadline has passed
+ * since it was recorded can stop: nobody reached the object meanwhile (or a
+ * retry would have), so its own alarm ends it as idle. Until then, retries.
+ */
+export function revocationMoot(e: PrincipalEntry, now: number, skewMs: number): boolean {
+  if (!e.revoking) return false;
+  return now >= e.revoking.since + e.idleMs + Math.min(60_000, Math.floor(e.idleMs / 10)) + skewMs;
+}
+
 /** Backoff for a revocation the session's object has not acknowledged: 1 s, 2 s, 4 s … at most 30 s. */
 export function nextAttempt(attempts: number, now: number): number {
   return now + Math.min(30_000, 1000 * 2 ** attempts);

@@ -4,8 +4,9 @@ import { poolStubNamed } from "../origins/client.ts";
 import type { Fault } from "../origins/types.ts";
 import { faultFor, ObjectUnavailable } from "../replication/failover.ts";
 import { type ObjectCall, sessionStub } from "../session/client.ts";
+import { SKEW_MS } from "../session/record.ts";
 import { endEntry } from "./end.ts";
-import { nextAttempt, type PrincipalEntry, unexpired } from "./policy.ts";
+import { nextAttempt, type PrincipalEntry, revocationMoot, unexpired } from "./policy.ts";
 
 const PREFIX = "e:";
 /** Whether the Worker that recorded a revocation honours injected faults (development and tests). */
@@ -104,6 +105,11 @@ export class PrincipalObject extends DurableObject<Env> implements PrincipalRpc 
       for (const e of due) {
         const revoking = e.revoking;
         if (!revoking) continue;
+        if (revocationMoot(e, Date.now(), SKEW_MS)) {
+          this.ctx.storage.kv.delete(PREFIX + e.sid);
+          log("warn", "principal_revocation_moot", { sid: e.sid, attempts: revoking.attempts, since: revoking.since });
+          continue;
+        }
         const result = await endEntry(this.env, e, revoking.why, call);
         // Re-read: the calls above opened the input gate, and the Worker may have changed the entry meanwhile.
         const latest = this.ctx.storage.kv.get<PrincipalEntry>(PREFIX + e.sid);

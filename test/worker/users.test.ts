@@ -2,7 +2,7 @@ import { runDurableObjectAlarm } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { PrincipalObject } from "../../src/users/index.ts";
-import { overCap, type PrincipalEntry } from "../../src/users/policy.ts";
+import { overCap, type PrincipalEntry, revocationMoot } from "../../src/users/policy.ts";
 import { BrowserClient } from "./harness.ts";
 import { admin, poolEnv, spawnOrigins } from "./pool-harness.ts";
 import { sessionOf, storedAt } from "./session-admin.ts";
@@ -217,5 +217,13 @@ describe("the cap's choice (pure)", () => {
     expect(overCap(live, 1, "c").map((x) => x.sid)).toEqual(["a", "b"]);
     // The login in progress may be the oldest by clock (a skewed ct): it stays all the same.
     expect(overCap(live, 1, "a").map((x) => x.sid)).toEqual(["b", "c"]);
+  });
+
+  it("a pending revocation is retried until the session's idle deadline has passed since it was recorded", () => {
+    const pending = { ...entry("p", 0, 1, true), idleMs: 1_800_000 };
+    const deadline = 1_800_000 + 60_000 + 10_000;
+    expect(revocationMoot(pending, deadline - 1, 10_000)).toBe(false);
+    expect(revocationMoot(pending, deadline, 10_000)).toBe(true);
+    expect(revocationMoot(entry("q", 0, 2), deadline * 2, 10_000)).toBe(false);
   });
 });
