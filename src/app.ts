@@ -1,4 +1,5 @@
 import { type Context, Hono } from "hono";
+import { contextStorage } from "hono/context-storage";
 import { HTTPException } from "hono/http-exception";
 import { clientFingerprint, limitNewSessions } from "./abuse/index.ts";
 import { adminRoutes } from "./admin/index.ts";
@@ -6,6 +7,7 @@ import type { AppEnv } from "./app-env.ts";
 import { loadConfig } from "./config/index.ts";
 import { EdgeError, sessionUnavailable } from "./errors.ts";
 import { log } from "./log.ts";
+import { explain, explainSession, timed } from "./observe/index.ts";
 import { currentPoolView, poolView } from "./origins/index.ts";
 import { clientResponse, errorResponse, newSessionFor, readPresentedToken } from "./proxy/index.ts";
 import type { Placement } from "./proxy/route.ts";
@@ -51,7 +53,7 @@ async function proxy(c: Context<AppEnv>): Promise<Response> {
   };
 
   const presented = readPresentedToken(request.headers, cfg.cookieName);
-  const found = await sessionFor(x, presented);
+  const found = await timed("session", () => sessionFor(x, presented));
   let session: LiveSession;
   let placement: Placement;
   if ("sid" in found) {
@@ -70,10 +72,11 @@ async function proxy(c: Context<AppEnv>): Promise<Response> {
     session = newSessionFor(origin?.id ?? placement.origin.id, homeRegion(x, jur), found.refused, jur);
     if (found.rotatedAt !== undefined) session = { ...session, ephemeral: true };
   }
+  explainSession(c.env, session, "sid" in found ? undefined : found.refused);
 
   if (x.binding) session = { ...session, cb: x.binding };
-  const forwarded = await forward(x, session, placement);
-  const applied = await applyOriginDirectives(x, forwarded.session, forwarded.upstream);
+  const forwarded = await timed("origin", () => forward(x, session, placement));
+  const applied = await timed("session", () => applyOriginDirectives(x, forwarded.session, forwarded.upstream));
   if (!applied.ok) {
     // Not durable, so not acknowledged: the origin's answer is dropped, the client told to retry.
     await forwarded.upstream.body?.cancel().catch(() => {});
@@ -105,6 +108,8 @@ function onError(err: Error, c: Context<AppEnv>): Response {
 
 export function createApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
+  // The request's context is reachable from the steps (src/observe records what they did).
+  app.use(contextStorage());
   app.use(async function config(c, next) {
     c.set("config", await loadConfig(c.env));
     await next();
@@ -118,7 +123,7 @@ export function createApp(): Hono<AppEnv> {
     app.all(reserved, (c) => {
       throw new EdgeError("ERR_NOT_FOUND", `no such path: ${c.req.path}`, { status: 404, report: false });
     });
-  app.all("*", proxy);
+  app.all("*", explain(), proxy);
   app.onError(onError);
   return app;
 }

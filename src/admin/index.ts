@@ -5,6 +5,7 @@ import { registerDashboard } from "./dashboard/index.ts";
 import { validationHook } from "./openapi.ts";
 import { registerPoolRoutes } from "./pool-routes.ts";
 import { registerSessionRoutes } from "./session-routes.ts";
+import { registerUserRoutes } from "./user-routes.ts";
 import { VERSION } from "./version.ts";
 
 export { VERSION };
@@ -22,5 +23,6 @@ export function adminRoutes(): OpenAPIHono<AppEnv> {
   admin.use(requireAdmin());
   registerPoolRoutes(admin);
   registerSessionRoutes(admin);
+  registerUserRoutes(admin);
   return admin;
 }

@@ -159,3 +159,53 @@ export const FaultSchema = z
   .openapi("Fault");
 
 export const FaultsChangeSchema = z.object({ faults: z.array(FaultSchema), propagatesWithinSeconds }).openapi("Faults");
+
+export const SubParam = z.object({
+  sub: z
+    .string()
+    .min(1)
+    .max(256)
+    .openapi({ param: { name: "sub", in: "path" }, example: "ada", description: "The `sub` an origin logged in." }),
+});
+
+export const UserSessionSchema = z
+  .object({
+    sid: z.string(),
+    status: z.enum(["active", "migrating", "revoking", "unreachable"]).openapi({
+      description:
+        "revoking: revoked while its object was unreachable; retried until it answers (a restore refuses it meanwhile). unreachable: its object did not answer now.",
+    }),
+    region: z.string(),
+    epoch: z.number(),
+    jurisdiction: z.string().nullable(),
+    origin: z.string(),
+    createdAt: z.string(),
+    lastSeen: z.string().nullable().openapi({ description: "When the session was last seen (to within a minute)." }),
+    version: z.number().nullable(),
+  })
+  .openapi("UserSession");
+
+export const UserSessionsSchema = z
+  .object({ sub: z.string(), sessions: z.array(UserSessionSchema) })
+  .openapi("UserSessions");
+
+export const UserRevocationSchema = z
+  .object({
+    sub: z.string(),
+    revoked: z.number(),
+    alreadyEnded: z.number(),
+    pending: z.number().openapi({
+      description:
+        "Sessions whose object could not be reached: the revocation is recorded (a restore elsewhere refuses them) and retried until each object answers.",
+    }),
+    sessions: z.array(
+      z.object({
+        sid: z.string(),
+        region: z.string(),
+        epoch: z.number(),
+        origin: z.string(),
+        result: z.enum(["revoked", "already_ended", "pending"]),
+      }),
+    ),
+  })
+  .openapi("UserRevocation");

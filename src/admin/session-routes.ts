@@ -6,6 +6,7 @@ import { poolStub, poolView, refreshPoolView, regionsDown } from "../origins/ind
 import { ObjectUnavailable, objectCaller, recoverSession } from "../replication/failover.ts";
 import { writeRevocation } from "../replication/store.ts";
 import { following, type SessionAt, type SessionMeta, type SessionRecord } from "../session/index.ts";
+import { principalStub } from "../users/index.ts";
 import { type AdminApp, errors, json, security } from "./openapi.ts";
 import {
   FaultSchema,
@@ -171,6 +172,13 @@ export function registerSessionRoutes(admin: AdminApp): void {
       if (found.stored.status !== "active")
         throw new EdgeError("ERR_SESSION_ENDED", `session ${sid} has already ended`, { status: 409 });
       const active = found.stored;
+      // The user's index forgets it (a stale entry would only be found gone later).
+      if (active.sub !== undefined)
+        c.executionCtx.waitUntil(
+          principalStub(c.env, active.sub)
+            .unregister([sid])
+            .catch(() => {}),
+        );
       try {
         await revokeAt(found.at, active);
       } catch (e) {

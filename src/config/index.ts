@@ -56,6 +56,10 @@ export interface EdgeConfig {
   migration: { auto: boolean; afterRequests: number; afterSeconds: number };
   jurisdictions: "none" | "eu";
   clientBinding: "off" | "ua" | "ip" | "ua+ip" | "ja4";
+  /** Per-user session control: the cap on concurrent logged-in sessions (0: none). */
+  users: { maxSessions: number };
+  /** Whether proxied responses carry X-Edge-Session-Status (how the session was found and placed). */
+  sessionStatusHeader: boolean;
 }
 
 export interface PoolSettings {
@@ -231,6 +235,8 @@ export async function parseConfig(env: Record<string, unknown>): Promise<EdgeCon
     },
     jurisdictions: raw.JURISDICTIONS,
     clientBinding: raw.CLIENT_BINDING,
+    users: { maxSessions: raw.MAX_SESSIONS_PER_USER },
+    sessionStatusHeader: raw.SESSION_STATUS_HEADER ?? isDevelopment,
     pool: {
       name: raw.POOL_NAME,
       cacheSeconds: raw.POOL_CACHE_SECONDS,

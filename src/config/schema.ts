@@ -150,6 +150,10 @@ export const EnvSchema = z.object({
    */
   MAX_SESSION_DEPTH: seconds(1, 256).default(64),
   CLIENT_BINDING: z.enum(["off", "ua", "ip", "ua+ip", "ja4"]).default("off"),
+  /** Most concurrent logged-in sessions per user (`sub`); a login past it ends the oldest. 0: no cap. */
+  MAX_SESSIONS_PER_USER: seconds(0, 10_000).default(0),
+  /** Adds X-Edge-Session-Status to proxied responses; unset: on in development only. */
+  SESSION_STATUS_HEADER: bool.optional(),
 });
 export const FallbackOriginSchema = z.strictObject({ id: OriginSchema.shape.id, url: originUrl });
 

@@ -28,6 +28,8 @@ export interface PoolRpc {
   runChecks(force?: boolean): Promise<void>;
   setFault(fault: Fault): Promise<Fault[]>;
   clearFaults(): Promise<void>;
+  /** The faults in force, for objects that reach session objects themselves (the principal index). */
+  faults(): Promise<Fault[]>;
 }
 
 function freshRuntime(now: number): OriginRuntime {
@@ -156,6 +158,10 @@ export class PoolObject extends DurableObject<Env> implements PoolRpc {
     state.faults = [];
     this.#event(state, "faults_cleared", "*");
     this.#save(state);
+  }
+
+  async faults(): Promise<Fault[]> {
+    return this.#load().faults ?? [];
   }
 
   async recordEvent(event: string, oid: string, detail?: string): Promise<void> {

@@ -29,6 +29,11 @@ export interface OriginDirectives {
   problems: DirectiveProblem[];
 }
 
+/** `X-Edge-Session-Logout: all` ends every session of the user, not only this one (e.g. after a password change). */
+export function isLogoutAll(headers: Headers): boolean {
+  return headers.get(LOGOUT_HEADER)?.trim().toLowerCase() === "all";
+}
+
 const LoginSchema = z.strictObject({
   sub: z.string().min(1).max(256),
   claims: z.record(z.string(), z.json()).optional(),

@@ -7,7 +7,7 @@ import { type ForwardedClaims, type ForwardedSigner, issueAffinityToken } from "
 import { cleanResponseHeaders, isWebSocketUpgrade, upstreamRequestHeaders } from "./headers.ts";
 import { type TokenMode, writeToken } from "./transport.ts";
 
-export { parseDirectives } from "./directives.ts";
+export { isLogoutAll, parseDirectives } from "./directives.ts";
 export { isWebSocketUpgrade } from "./headers.ts";
 export { type PresentedToken, readPresentedToken, type TokenMode } from "./transport.ts";
 export { fetchOrigin, upstreamUrl } from "./upstream.ts";

@@ -1,6 +1,7 @@
 import type { EdgeConfig, OriginConfig } from "../config/index.ts";
 import { EdgeError } from "../errors.ts";
 import { log } from "../log.ts";
+import { explainRepin, timed } from "../observe/index.ts";
 import {
   isRetryable,
   leaveReason,
@@ -118,7 +119,9 @@ export async function repin(
   else delete next.home;
   if (s.ver > 0 || home !== undefined || s.home !== undefined) {
     try {
-      const outcome = await commitChange(cfg, s, { assign: { oid: to.id, home: home ?? null, reason } }, call);
+      const outcome = await timed("session", () =>
+        commitChange(cfg, s, { assign: { oid: to.id, home: home ?? null, reason } }, call),
+      );
       if (outcome.kind === "updated") {
         next = { ...outcome.session, moved: { from: s.oid, reason } };
         const counts = outcome.counts;
@@ -142,6 +145,7 @@ export async function repin(
       .recordEvent("session_repinned", s.oid, `${s.sid} → ${to.id} (${reason})`)
       .catch(() => {}),
   );
+  explainRepin(env, s, to.id, reason);
   log("info", "session_repinned", { sid: s.sid, from: s.oid, to: to.id, reason, policy: cfg.pool.failover });
   return next;
 }

@@ -2,6 +2,7 @@ import type { EdgeConfig } from "../config/index.ts";
 import { LOCATION_HINTS } from "../config/index.ts";
 import { EdgeError, type ErrorCode, sessionUnavailable } from "../errors.ts";
 import { log } from "../log.ts";
+import { explainRestore, timed } from "../observe/index.ts";
 import { type ClientLocation, locationHintFor, type PoolView, poolStub, regionsDown } from "../origins/index.ts";
 import { ObjectUnavailable, type RecoveryScope, recoverSession } from "../replication/failover.ts";
 import { presentedFrom } from "../session/client.ts";
@@ -19,7 +20,15 @@ import {
 } from "../session/index.ts";
 import { healthyRegions } from "../session/migration.ts";
 import { ForwardedSigner, verifyAffinityToken } from "../token/index.ts";
-import { fetchOrigin, type PresentedToken, parseDirectives, upstreamHeaders, upstreamUrl } from "./index.ts";
+import { afterCommit } from "../users/index.ts";
+import {
+  fetchOrigin,
+  isLogoutAll,
+  type PresentedToken,
+  parseDirectives,
+  upstreamHeaders,
+  upstreamUrl,
+} from "./index.ts";
 import { noOriginError, type Placement, Router, repin, retryableBody } from "./route.ts";
 
 /**
@@ -103,9 +112,9 @@ function reportCounts(x: RequestScope, counts: readonly (CountDelta | undefined)
 export async function sessionFor(x: RequestScope, presented: PresentedToken): Promise<LiveSession | NoSession> {
   if (!presented.token) return { refused: undefined };
   const { cfg } = x;
-  const verified = await verifyAffinityToken(
-    { keys: cfg.keys, issuer: cfg.issuer, audience: cfg.affinityAudience },
-    presented.token,
+  const token = presented.token;
+  const verified = await timed("token", () =>
+    verifyAffinityToken({ keys: cfg.keys, issuer: cfg.issuer, audience: cfg.affinityAudience }, token),
   );
   if (!verified.ok) return { refused: { code: verified.code, message: verified.message } };
   if (x.binding !== verified.claims.cb)
@@ -124,7 +133,10 @@ export async function sessionFor(x: RequestScope, presented: PresentedToken): Pr
       presentedFrom(verified.claims, presented.token),
     );
     if (recovered.kind === "refused") return { refused: { code: recovered.code, message: recovered.message } };
-    if (recovered.kind === "restored") reportCounts(x, [recovered.counts]);
+    if (recovered.kind === "restored") {
+      reportCounts(x, [recovered.counts]);
+      explainRestore(x.env, recovered.session, e.at.reg, e.code);
+    }
     resumed =
       recovered.kind === "ended"
         ? { ended: recovered.reason, ...(recovered.at !== undefined ? { at: recovered.at } : {}) }
@@ -259,15 +271,19 @@ export async function applyOriginDirectives(
     log("error", "session_commit_failed", { code: e.code, sid: session.sid, message: e.message });
     return { ok: false, error: e, loggedOut: change.logout === true };
   }
+  // The per-user index: a login registers, a logout unregisters, `Logout: all` ends the user's other sessions.
+  const logoutAll = isLogoutAll(upstream.headers);
   switch (outcome.kind) {
     case "updated":
       reportCounts(x, [outcome.counts]);
       return { ok: true, session: outcome.session };
     case "rotated":
       reportCounts(x, outcome.counts);
+      await afterCommit(x, session, outcome, logoutAll);
       return { ok: true, session: outcome.session };
     case "logged-out":
       reportCounts(x, [outcome.counts]);
+      await afterCommit(x, session, outcome, logoutAll);
       return { ok: true, session: undefined };
     case "refused":
       // The origin's own mistake (a document over the limits): logged; the session stays as it was.
@@ -292,8 +308,11 @@ export async function applyOriginDirectives(
         ),
       };
     case "ended":
-      // Ended already: a logout has nothing left to do. Anything else was not applied anywhere.
-      if (change.logout) return { ok: true, session: undefined };
+      // Ended already: a logout has nothing left to do here. Anything else was not applied anywhere.
+      if (change.logout) {
+        await afterCommit(x, session, { kind: "logged-out" }, logoutAll);
+        return { ok: true, session: undefined };
+      }
       return {
         ok: false,
         // A login that rotated it moments ago left the client a new token: keep that one.

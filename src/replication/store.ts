@@ -103,9 +103,13 @@ export async function writeFence(kv: KVNamespace, sid: string, to: Fence, expire
   });
 }
 
-/** Kept until every session that could carry this id has ended (the absolute lifetime from now). */
-export async function writeRevocation(kv: KVNamespace, sid: string, expiresAt: number): Promise<void> {
-  await kv.put(revokedKey(sid), String(Date.now()), {
+/**
+ * A revocation the session's object has not acknowledged yet (it was unreachable): a restore
+ * reads it and refuses to bring the session back elsewhere. Kept until every session that could
+ * carry this id has ended. `why`: who revoked it.
+ */
+export async function writeRevocation(kv: KVNamespace, sid: string, expiresAt: number, why = "revoked"): Promise<void> {
+  await kv.put(revokedKey(sid), why, {
     expiration: Math.max(Math.ceil(expiresAt / 1000), Math.ceil(Date.now() / 1000) + 60),
   });
 }

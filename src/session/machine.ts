@@ -14,6 +14,7 @@
  *                                    ├─logout / login rotation / revoke──▶ destroyed ──purge──▶ fresh
  *                                    └─idle / absolute end──▶ fresh (purged)
  */
+import type { MetricPoint } from "../observe/metrics.ts";
 import { applyMergePatch, isJsonObject, type JsonObject } from "./merge-patch.ts";
 import { awayAfter, jurisdictionAllows, shouldFollow } from "./migration.ts";
 import {
@@ -112,7 +113,8 @@ export type SessionEvent =
   | { type: "fence"; to: Forward; base: number }
   | { type: "catchUp"; from: Forward; entries: LogEntry[]; state?: LogEntry["state"] }
   | { type: "abandon"; sid: string; epoch: number; fromEpoch: number }
-  | { type: "revoke"; meta: SessionMeta }
+  /** `why`: who revoked it (an operator, a user-wide logout), for the audit trail. */
+  | { type: "revoke"; meta: SessionMeta; why?: string }
   | { type: "migrate"; target: Omit<Forward, "ep">; trigger: string }
   | { type: "handOverDone"; to: Forward }
   | { type: "handOverFailed"; to: Forward; abandoned: boolean; error: string }
@@ -151,6 +153,8 @@ export type Effect =
   /** Counts and timeline for the pool; sent by the shell (alarm) or handed to the Worker in the reply. */
   | { type: "report"; counts?: CountDelta; event?: { name: string; oid: string; detail: string } }
   | { type: "log"; level: "info" | "warn" | "error"; event: string; fields: Record<string, unknown> }
+  /** A data point for the metrics dataset (Analytics Engine). */
+  | { type: "metric"; point: MetricPoint }
   | { type: "purge" };
 
 /** What each kind of RPC answers. */
@@ -551,7 +555,7 @@ function revoke(s: MachineState, e: Extract<SessionEvent, { type: "revoke" }>, n
   const cur = current(s, now);
   if (cur.read.kind === "ended" || cur.read.kind === "moved")
     return { state: cur.s, effects: cur.effects, reply: { to: "write", result: cur.read } };
-  const record = cur.read.kind === "active" ? withAudit(cur.read.record, "revoked", undefined, now) : e.meta;
+  const record = cur.read.kind === "active" ? withAudit(cur.read.record, "revoked", e.why, now) : e.meta;
   const st = end(cur.s, record, "revoked", now);
   const delta = "status" in record ? { counts: counts(record.oid, record.reg, -1) } : {};
   return {
@@ -639,6 +643,16 @@ function handOverDone(s: MachineState, e: Extract<SessionEvent, { type: "handOve
           trigger: m.trigger,
           duration_ms: durationMs,
           bytes: stored.dataBytes,
+        },
+      },
+      {
+        type: "metric",
+        point: {
+          event: "migration",
+          origin: stored.oid,
+          region: e.to.reg,
+          detail: `${from.reg}→${e.to.reg} ${m.trigger}`,
+          ms: durationMs,
         },
       },
       {

@@ -1,5 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { log } from "../log.ts";
+import { writeMetric } from "../observe/metrics.ts";
 import { poolStubNamed } from "../origins/client.ts";
 import { putSnapshot, readFence, snapshotKeyFor } from "../replication/store.ts";
 import { sessionStub } from "./client.ts";
@@ -121,6 +122,9 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
         return;
       case "report":
         this.#report(fx);
+        return;
+      case "metric":
+        writeMetric(this.env, fx.point);
         return;
       case "migrateSoon":
         this.ctx.waitUntil(this.migrate(fx.target, "auto").catch(() => {}));
@@ -320,8 +324,8 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
   }
 
   /** Server-side end of a session (operator revoke). */
-  async revoke(meta: SessionMeta): Promise<WriteResult> {
-    return this.#ask("write", { type: "revoke", meta });
+  async revoke(meta: SessionMeta, why?: string): Promise<WriteResult> {
+    return this.#ask("write", { type: "revoke", meta, ...(why ? { why } : {}) });
   }
 
   async inspect(): Promise<StoredSession | undefined> {

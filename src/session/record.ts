@@ -332,7 +332,8 @@ export interface SessionRpc {
   read(meta: SessionMeta, seenFrom?: string): Promise<ReadResult>;
   write(meta: SessionMeta, change: SessionChange): Promise<WriteResult>;
   adopt(meta: SessionMeta, from: SessionRecord, via: "rotation" | "migration"): Promise<WriteResult>;
-  revoke(meta: SessionMeta): Promise<WriteResult>;
+  /** `why` goes into the audit trail (e.g. "over MAX_SESSIONS_PER_USER (3)"). */
+  revoke(meta: SessionMeta, why?: string): Promise<WriteResult>;
   migrate(to: Omit<Forward, "ep">, trigger: string): Promise<MigrateResult>;
   restore(meta: SessionMeta, from: RestoreSource, predecessors: Forward[]): Promise<WriteResult>;
   /** A newer epoch (`to`) took over from a snapshot at version `base`. */

@@ -191,8 +191,11 @@ describe("edge-session under wrangler dev", () => {
     const s0 = verified(await client.send("/"));
 
     const set = await client.send("/cart", { respond: { headers: setSession({ cart: ["apple"], note: "grüße €" }) } });
-    // Directives are for the layer only.
-    expect([...set.res.headers.keys()].filter((k) => k.startsWith("x-edge-session"))).toEqual([]);
+    // Directives are for the layer only (the status header is the layer's own, on in development).
+    expect([...set.res.headers.keys()].filter((k) => k.startsWith("x-edge-session"))).toEqual([
+      "x-edge-session-status",
+    ]);
+    expect(set.res.headers.get("x-edge-session-status")).toBe("hit");
 
     const s1 = verified(await client.send("/"));
     expect(s1).toMatchObject({ sid: s0.sid, ver: 1, data: { cart: ["apple"], note: "grüße €" } });
@@ -277,5 +280,29 @@ describe("edge-session under wrangler dev", () => {
     });
     await out.body?.cancel();
     expect(out.headers.get("x-edge-session-token")).toBe("");
+  });
+
+  it("explains each response (development turns the status header on) and revokes a user's sessions in one call", async () => {
+    const sub = `e2e-${randomUUID()}`;
+    const phone = new CookieClient();
+    const first = await phone.send("/");
+    expect(first.res.headers.get("x-edge-session-status")).toBe("new");
+    expect(first.res.headers.get("server-timing")).toMatch(/(^|,)origin;dur=\d+(\.\d+)?(,|$)/);
+    const laptop = new CookieClient();
+    for (const c of [phone, laptop]) await c.send("/login", { respond: { headers: login(sub) } });
+    const hit = await phone.send("/");
+    expect(hit.res.headers.get("x-edge-session-status")).toBe("hit");
+    expect(hit.res.headers.get("server-timing")).toMatch(/token;dur=.*session;dur=.*origin;dur=.*total;dur=/);
+
+    const auth = { authorization: `Bearer ${ADMIN_TOKEN}` };
+    const url = `${edge().url}/__edge/users/${sub}/sessions`;
+    const listed = (await (await fetch(url, { headers: auth })).json()) as { sessions: { sid: string }[] };
+    expect(listed.sessions.map((s) => s.sid).sort()).toEqual(
+      [verified(hit).sid, verified(await laptop.send("/")).sid].sort(),
+    );
+    const revoked = await fetch(url, { method: "DELETE", headers: auth });
+    expect(revoked.status).toBe(200);
+    expect(await revoked.json()).toMatchObject({ revoked: 2, pending: 0 });
+    for (const c of [phone, laptop]) expect(verified(await c.send("/")).sub).toBeUndefined();
   });
 });

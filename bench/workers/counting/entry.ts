@@ -23,6 +23,9 @@
 import edge, { PoolObject as RealPool, SessionObject as RealSession } from "../../../src/index.ts";
 import type { Counts } from "./counts.ts";
 
+// The per-user index is not billed per session request (only at login and logout): exported as it is.
+export { PrincipalObject } from "../../../src/index.ts";
+
 const sessions = new Map<string, Counts>();
 const pool: Record<string, number> = {};
 

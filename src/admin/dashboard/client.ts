@@ -1,4 +1,5 @@
 import { CHARTS_JS } from "./client-charts.ts";
+import { USERS_JS } from "./client-users.ts";
 
 /**
  * The dashboard's script: polls /__edge/stats every 3 s (and /__edge/status
@@ -257,5 +258,5 @@ $("signout").addEventListener("click", async () => {
 tick();
 `;
 
-/** One strict-mode function scope for both parts, the charts' constants first. */
-export const DASHBOARD_JS = `(() => {\n"use strict";\n${CHARTS_JS}\n${CORE_JS}\n})();\n`;
+/** One strict-mode function scope for all parts: the charts' constants first, the user panel after the core. */
+export const DASHBOARD_JS = `(() => {\n"use strict";\n${CHARTS_JS}\n${CORE_JS}\n${USERS_JS}\n})();\n`;

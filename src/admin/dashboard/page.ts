@@ -28,6 +28,9 @@ export function dashboardPage(version: string): string {
 </section>
 <section class="panel"><h2>Timeline <span class="muted">re-pins, migrations, drains, ejections, health</span></h2>
 <div id="timeline" class="chart"></div><ol id="events" class="events"></ol></section>
+<section class="panel" id="users"><h2>A user's sessions <span class="muted">by the <code>sub</code> an origin logged in</span></h2>
+<form id="user-form" class="user-form"><input id="user-sub" aria-label="user (sub)" placeholder="sub" maxlength="256" required>
+<button type="submit" class="undo">Show sessions</button></form><div id="user-result"></div></section>
 </main>`,
     true,
   );

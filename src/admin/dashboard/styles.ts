@@ -52,6 +52,8 @@ main{padding:16px 24px 32px;display:grid;gap:16px;max-width:1440px;margin:0 auto
 .events li{display:grid;grid-template-columns:72px 14px 170px 110px 1fr;gap:8px;align-items:center;padding:4px 6px;border-radius:6px}
 .events li:nth-child(odd){background:#f9fafb}.events time{color:var(--muted);font-variant-numeric:tabular-nums}
 .events .ev{font-weight:600}.events .oid{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}.events .detail{color:#344054;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+.user-form{display:flex;gap:8px}.user-form input{width:min(320px,100%)}
+.user-sessions li{grid-template-columns:110px 90px 1fr 1fr}
 .signin{display:grid;place-items:center;min-height:100vh;padding:16px}.signin .panel{width:min(420px,100%);display:grid;gap:10px}
 .signin p{margin:0}.signin .problem{margin:0}.signin button{justify-self:start;padding:8px 18px}
 @media (max-width:600px){.top{padding:10px 12px}#meta{display:none}main{padding:12px}}
