@@ -14,7 +14,7 @@
  *                                    ├─logout / login rotation / revoke──▶ destroyed ──purge──▶ fresh
  *                                    └─idle / absolute end──▶ fresh (purged)
  */
-import type { MetricPoint } from "../observe/metrics.ts";
+import type { MetricPoint } from "../observe/metric-point.ts";
 import { applyMergePatch, isJsonObject, type JsonObject } from "./merge-patch.ts";
 import { awayAfter, jurisdictionAllows, shouldFollow } from "./migration.ts";
 import {

@@ -1,5 +1,5 @@
 /** Migration policy as pure functions: when a session should follow its user, and where it may go. */
-import { LOCATION_HINTS } from "../config/index.ts";
+import { LOCATION_HINTS } from "../config/schema.ts";
 import type { Forward, SessionRecord } from "./record.ts";
 
 /** Location hints inside each jurisdiction a session can be pinned to. */
