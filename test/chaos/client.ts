@@ -36,6 +36,8 @@ export interface Lineage {
   acked: Map<string, Ack>;
   /** Sent, not acknowledged (refused, or no answer): may or may not be there at the end. */
   unacked: Set<string>;
+  /** Acknowledged keys a read-back has already missed. */
+  missed: Set<string>;
   /** The login the lineage is in, once acknowledged. */
   sub?: string;
   /** A login acknowledged and not yet checked on the next request. */
@@ -115,6 +117,7 @@ export class ChaosClient {
       oldTokens: new Map(),
       acked: new Map(),
       unacked: new Set(),
+      missed: new Set(),
       history: [],
     };
     this.lineages.push(lineage);
@@ -127,6 +130,7 @@ export class ChaosClient {
     const { ledger } = this.ctx;
     const ex = await send(this.ctx.url, this.mode, token, { region: this.region, ...o }, () => ledger.now());
     ledger.count(this.scenario, "requests");
+    ledger.latency(this.scenario, ex.at - ex.sentAt);
     if (ex.error && ex.status >= 500) {
       const verdict = judge5xx(ex.status, ex.error.code, ex.error.retryAfter, ex.method);
       ledger.count(this.scenario, verdict.kind);
@@ -201,9 +205,13 @@ export class ChaosClient {
       }
     }
     if (seen.dataOmitted) return;
-    const missing = [...lineage.acked.values()].filter((a) => a.at <= ex.sentAt && !(a.key in seen.data));
+    // Each acknowledged key counts once as missed (whether it comes back later or is lost for good).
+    const missing = [...lineage.acked.values()].filter(
+      (a) => a.at <= ex.sentAt && !(a.key in seen.data) && !lineage.missed.has(a.key),
+    );
+    for (const a of missing) lineage.missed.add(a.key);
     if (missing.length) {
-      ledger.count(this.scenario, "staleReads");
+      ledger.count(this.scenario, "staleReads", missing.length);
       ledger.problem({
         kind: "stale-read",
         scenario: this.scenario,

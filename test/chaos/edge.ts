@@ -92,8 +92,10 @@ async function wranglerOptions(): Promise<Record<string, unknown>> {
 function logKey(message: string): string {
   const line = message.trim();
   try {
-    const { event, code } = JSON.parse(line) as { event?: string; code?: string };
-    if (event) return `${event}${code ? ` ${code}` : ""}`;
+    const { event, code, message } = JSON.parse(line) as { event?: string; code?: string; message?: string };
+    // A crash's message is what tells one crash from another.
+    const why = event === "request_crashed" && message ? `: ${message.slice(0, 80)}` : "";
+    if (event) return `${event}${code ? ` ${code}` : ""}${why}`;
   } catch {
     // not a JSON log line
   }

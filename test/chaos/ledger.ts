@@ -61,13 +61,17 @@ export interface Problem {
 export interface OutageSession {
   scenario: string;
   sid: string;
-  /** Acknowledged writes of this session lost in the outage, and the span of time they were acknowledged in. */
+  /** Acknowledged before the session was restored elsewhere, then lost: the recovery point (count, and how old the oldest was at the restore). */
   lostWrites: number;
   lostSpanMs: number;
+  /** Acknowledged during the outage after the restore (or with none), then lost: acknowledgements without a durable commit. */
+  lostUncommitted: number;
   /** Writes refused with a typed 503 during the outage (the honest alternative to an acknowledgement). */
   typed503: number;
-  /** From the fault to the first 2xx for this session from outside the downed region; undefined: never recovered. */
+  /** From the fault to the first 2xx for this session from outside the downed region (or once it is back). */
   recoveryMs: number | undefined;
+  /** Requests the session's client sent after the fault (0: it had walked away, so no recovery to time). */
+  requests: number;
 }
 
 export const emptyCounters = (): Counters => Object.fromEntries(COUNTERS.map((c) => [c, 0])) as unknown as Counters;
@@ -81,6 +85,8 @@ export class Ledger {
   /** Operator calls by route and status, e.g. "migrate 200". */
   readonly operator = new Map<string, number>();
   readonly outages: OutageSession[] = [];
+  /** Request latencies (ms), by scenario. */
+  readonly latencies = new Map<string, number[]>();
   /** Chaos actions taken, with their time: the timeline diagnoses are read against. */
   readonly timeline: { at: number; what: string }[] = [];
 
@@ -99,6 +105,15 @@ export class Ledger {
 
   problem(p: Omit<Problem, "at"> & { at?: number }): void {
     this.problems.push({ ...p, at: p.at ?? this.now() });
+  }
+
+  latency(scenario: string, ms: number): void {
+    let list = this.latencies.get(scenario);
+    if (!list) {
+      list = [];
+      this.latencies.set(scenario, list);
+    }
+    list.push(ms);
   }
 
   answer5xx(key: string, allowed: boolean): void {

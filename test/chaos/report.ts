@@ -21,12 +21,17 @@ const COLUMNS: { head: string; cell: (c: Counters) => string }[] = [
   { head: "requests", cell: (c) => `${c.requests}` },
 ];
 
+function latencyCells(r: ChaosResult, scenario: string | undefined): string[] {
+  const all = scenario ? (r.ledger.latencies.get(scenario) ?? []) : [...r.ledger.latencies.values()].flat();
+  return [`${quantile(all, 0.5)}`, `${quantile(all, 0.99)}`, `${all.length ? Math.max(...all) : 0}`];
+}
+
 function rows(r: ChaosResult): string[][] {
   const out = r.scenarios.map((s) => {
     const c = r.ledger.scenarios.get(s.name);
-    return [s.name, ...COLUMNS.map((col) => (c ? col.cell(c) : "0"))];
+    return [s.name, ...COLUMNS.map((col) => (c ? col.cell(c) : "0")), ...latencyCells(r, s.name)];
   });
-  out.push(["total", ...COLUMNS.map((col) => col.cell(r.ledger.totals()))]);
+  out.push(["total", ...COLUMNS.map((col) => col.cell(r.ledger.totals())), ...latencyCells(r, undefined)]);
   return out;
 }
 
@@ -51,7 +56,8 @@ const quantile = (xs: number[], q: number) => {
 export function outageSummary(outages: OutageSession[]): string[] {
   if (!outages.length) return ["no region outage in this run"];
   const losing = outages.filter((o) => o.lostWrites > 0);
-  const recovered = outages.filter((o) => o.recoveryMs !== undefined).map((o) => o.recoveryMs ?? 0);
+  const asked = outages.filter((o) => o.requests > 0);
+  const recovered = asked.filter((o) => o.recoveryMs !== undefined).map((o) => o.recoveryMs ?? 0);
   const lost = losing.reduce((n, o) => n + o.lostWrites, 0);
   return [
     `sessions homed in the downed region: ${outages.length}; typed 503s they got meanwhile: ${outages.reduce((n, o) => n + o.typed503, 0)}`,
@@ -63,7 +69,7 @@ export function outageSummary(outages: OutageSession[]): string[] {
           )} ms)`
         : ""
     }`,
-    `recovery time (fault → first 2xx served from another region): ${recovered.length ? `median ${quantile(recovered, 0.5)} ms, max ${Math.max(...recovered)} ms` : "none recovered"}${outages.length - recovered.length ? `; ${outages.length - recovered.length} never served from elsewhere before the fault was lifted or the run ended` : ""}`,
+    `recovery time (fault → first 2xx served from another region, or after the region is back): ${recovered.length ? `median ${quantile(recovered, 0.5)} ms, max ${Math.max(...recovered)} ms` : "none recovered"}${asked.length - recovered.length ? `; ${asked.length - recovered.length} of ${asked.length} asked were never served from elsewhere` : ""}`,
   ];
 }
 
@@ -90,7 +96,7 @@ export function problemLines(problems: Problem[], perKind = 6): string[] {
 }
 
 export function textReport(r: ChaosResult, verbose = true): string {
-  const head = ["scenario", ...COLUMNS.map((c) => c.head)];
+  const head = ["scenario", ...COLUMNS.map((c) => c.head), "p50 ms", "p99 ms", "max ms"];
   const parts = [textTable(head, rows(r))];
   const answers = [...r.ledger.answers5xx.entries()].map(
     ([k, v]) => `${String(v.n).padStart(6)} × ${k}${v.allowed ? "" : "   ← FAILURE"}`,
@@ -111,7 +117,7 @@ export function textReport(r: ChaosResult, verbose = true): string {
 }
 
 export function markdownReport(r: ChaosResult, command: string): string {
-  const head = ["scenario", ...COLUMNS.map((c) => c.head)];
+  const head = ["scenario", ...COLUMNS.map((c) => c.head), "p50 ms", "p99 ms", "max ms"];
   const answers = [...r.ledger.answers5xx.entries()].map(
     ([k, v]) => `| ${k} | ${v.n} | ${v.allowed ? "allowed" : "**failure**"} |`,
   );

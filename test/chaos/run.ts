@@ -45,15 +45,18 @@ function outageFigures(x: RunContext, verified: Verified): OutageSession[] {
   for (const outage of x.outages)
     for (const [lineage, s] of outage.affected) {
       const end = outage.liftedAt ?? x.ledger.now();
-      const lost = (verified.lost.get(lineage) ?? []).filter((a) => a.at <= end);
       const restoredAt = s.firstOkOutside ?? end;
+      const during = (verified.lost.get(lineage) ?? []).filter((a) => a.at <= end);
+      const lost = during.filter((a) => a.at < restoredAt);
       const earliest = Math.min(...lost.map((a) => a.at));
       out.push({
         scenario: s.client.scenario,
         sid: s.sid,
         lostWrites: lost.length,
-        lostSpanMs: lost.length ? Math.max(0, restoredAt - earliest) : 0,
+        lostSpanMs: lost.length ? restoredAt - earliest : 0,
+        lostUncommitted: during.length - lost.length,
         typed503: s.typed503,
+        requests: s.requests,
         recoveryMs: s.firstOkOutside === undefined ? undefined : s.firstOkOutside - outage.at,
       });
     }
