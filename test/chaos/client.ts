@@ -314,6 +314,8 @@ export class ChaosClient {
     const key = this.nextKey("l");
     const sub = `${this.id}#${key}`;
     const pre = lineage.token;
+    // A login carries a Set of one key: it is a write too, and counted as one.
+    ledger.count(this.scenario, "writesSent");
     const login = this.request({
       method: "POST",
       path: "/chaos/login",
@@ -340,10 +342,14 @@ export class ChaosClient {
     const [ex] = await Promise.all([login, ...racers]);
     if (ex.ok && ex.seen) {
       ledger.count(this.scenario, "loginsAcked");
+      ledger.count(this.scenario, "writesAcked");
       lineage.acked.set(key, { key, at: ex.at, sid: ex.seen.sid, ep: ex.seen.ep, reg: ex.seen.reg });
       lineage.sub = sub;
       lineage.loginToCheck = { sub, at: ex.at };
-    } else lineage.unacked.add(key);
+    } else {
+      ledger.count(this.scenario, ex.network ? "writesUnknown" : "writesRefused");
+      lineage.unacked.add(key);
+    }
   }
 
   /** Logout; acknowledged when a 2xx clears the token. The pre-logout token is kept, to check the session is gone. */

@@ -9,6 +9,7 @@ export const COUNTERS = [
   "writesRefused",
   "writesUnknown",
   "presentAtEnd",
+  "loggedOut",
   "lost",
   "appliedTwice",
   "originDuplicates",

@@ -9,6 +9,7 @@ const COLUMNS: { head: string; cell: (c: Counters) => string }[] = [
   { head: "writes sent", cell: (c) => `${c.writesSent}` },
   { head: "acked", cell: (c) => `${c.writesAcked}` },
   { head: "present at end", cell: (c) => `${c.presentAtEnd}` },
+  { head: "logged out", cell: (c) => `${c.loggedOut}` },
   { head: "LOST", cell: (c) => `${c.lost}` },
   { head: "applied twice", cell: (c) => `${c.appliedTwice + c.originDuplicates}` },
   { head: "two truths", cell: (c) => `${c.twoTruths}` },
@@ -52,23 +53,24 @@ const quantile = (xs: number[], q: number) => {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
 };
 
+function recoveryPoint(losing: OutageSession[]): string {
+  const lost = losing.reduce((n, o) => n + o.lostWrites, 0);
+  if (!losing.length) return "recovery point: no write acknowledged before a restore was lost";
+  const spans = losing.map((o) => o.lostSpanMs);
+  const most = Math.max(...losing.map((o) => o.lostWrites));
+  return `recovery point: ${lost} writes acknowledged before the restore were lost, in ${losing.length} sessions; up to ${most} writes / ${Math.max(...spans)} ms of writes in one session (median ${quantile(spans, 0.5)} ms)`;
+}
+
 /** Recovery point and recovery time over every session homed in a region when it went down. */
 export function outageSummary(outages: OutageSession[]): string[] {
   if (!outages.length) return ["no region outage in this run"];
   const losing = outages.filter((o) => o.lostWrites > 0);
   const asked = outages.filter((o) => o.requests > 0);
   const recovered = asked.filter((o) => o.recoveryMs !== undefined).map((o) => o.recoveryMs ?? 0);
-  const lost = losing.reduce((n, o) => n + o.lostWrites, 0);
   return [
     `sessions homed in the downed region: ${outages.length}; typed 503s they got meanwhile: ${outages.reduce((n, o) => n + o.typed503, 0)}`,
-    `recovery point: ${lost} acknowledged writes lost in ${losing.length} of them${
-      losing.length
-        ? `, up to ${Math.max(...losing.map((o) => o.lostWrites))} writes / ${Math.max(...losing.map((o) => o.lostSpanMs))} ms of writes in one session (median ${quantile(
-            losing.map((o) => o.lostSpanMs),
-            0.5,
-          )} ms)`
-        : ""
-    }`,
+    recoveryPoint(losing),
+    `acknowledged during the outage after the restore (or with no restore) and lost: ${outages.reduce((n, o) => n + o.lostUncommitted, 0)}`,
     `recovery time (fault → first 2xx served from another region, or after the region is back): ${recovered.length ? `median ${quantile(recovered, 0.5)} ms, max ${Math.max(...recovered)} ms` : "none recovered"}${asked.length - recovered.length ? `; ${asked.length - recovered.length} of ${asked.length} asked were never served from elsewhere` : ""}`,
   ];
 }

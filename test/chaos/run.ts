@@ -42,11 +42,13 @@ export function chooseScenarios(only: string[] | undefined): Scenario[] {
 
 function outageFigures(x: RunContext, verified: Verified): OutageSession[] {
   const out: OutageSession[] = [];
-  for (const outage of x.outages)
+  x.outages.forEach((outage, i) => {
+    // Writes lost before the previous outage ended belong to that one.
+    const since = x.outages[i - 1]?.liftedAt ?? 0;
     for (const [lineage, s] of outage.affected) {
       const end = outage.liftedAt ?? x.ledger.now();
       const restoredAt = s.firstOkOutside ?? end;
-      const during = (verified.lost.get(lineage) ?? []).filter((a) => a.at <= end);
+      const during = (verified.lost.get(lineage) ?? []).filter((a) => a.at > since && a.at <= end);
       const lost = during.filter((a) => a.at < restoredAt);
       const earliest = Math.min(...lost.map((a) => a.at));
       out.push({
@@ -60,6 +62,7 @@ function outageFigures(x: RunContext, verified: Verified): OutageSession[] {
         recoveryMs: s.firstOkOutside === undefined ? undefined : s.firstOkOutside - outage.at,
       });
     }
+  });
   return out;
 }
 

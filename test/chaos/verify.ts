@@ -179,6 +179,9 @@ export interface Verified {
 
 export async function verifyAll(x: RunContext, clients: ChaosClient[], ctx: ClientContext): Promise<Verified> {
   const finals: Final[] = [];
+  // Keys of sessions their users logged out of are not expected back: accounted, so that acked = present + lost + these.
+  for (const c of clients)
+    for (const l of c.lineages) if (l.ended === "logout") x.ledger.count(c.scenario, "loggedOut", l.acked.size);
   const open = clients.flatMap((c) =>
     c.lineages.filter((l) => l.ended !== "logout" && (l.acked.size > 0 || l.sub)).map((lineage) => ({ c, lineage })),
   );
