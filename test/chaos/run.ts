@@ -8,7 +8,7 @@ import { ChaosClient, type ClientContext } from "./client.ts";
 import { startChaosEdge } from "./edge.ts";
 import { Ledger, type OutageSession } from "./ledger.ts";
 import { Random, sleep } from "./random.ts";
-import { POOL_CACHE_MS, type RunContext, SCENARIOS, type Scenario, trackOutages } from "./scenarios.ts";
+import { type Outage, POOL_CACHE_MS, type RunContext, SCENARIOS, type Scenario, trackOutages } from "./scenarios.ts";
 import { type Verified, verifyAll } from "./verify.ts";
 
 export interface ChaosOptions {
@@ -43,10 +43,11 @@ export function chooseScenarios(only: string[] | undefined): Scenario[] {
 function outageFigures(x: RunContext, verified: Verified): OutageSession[] {
   const out: OutageSession[] = [];
   x.outages.forEach((outage, i) => {
-    // Writes lost before the previous outage ended belong to that one.
-    const since = x.outages[i - 1]?.liftedAt ?? 0;
+    // An outage lasts until every isolate has seen it lifted (the pool cache); losses before belong to the previous one.
+    const over = (o: Outage | undefined) => (o?.liftedAt === undefined ? undefined : o.liftedAt + POOL_CACHE_MS);
+    const since = over(x.outages[i - 1]) ?? 0;
     for (const [lineage, s] of outage.affected) {
-      const end = outage.liftedAt ?? x.ledger.now();
+      const end = over(outage) ?? x.ledger.now();
       const restoredAt = s.firstOkOutside ?? end;
       const during = (verified.lost.get(lineage) ?? []).filter((a) => a.at > since && a.at <= end);
       const lost = during.filter((a) => a.at < restoredAt);
