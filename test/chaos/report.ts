@@ -68,10 +68,10 @@ export function outageSummary(outages: OutageSession[]): string[] {
   const asked = outages.filter((o) => o.requests > 0);
   const recovered = asked.filter((o) => o.recoveryMs !== undefined).map((o) => o.recoveryMs ?? 0);
   return [
-    `sessions homed in the downed region: ${outages.length}; typed 503s they got meanwhile: ${outages.reduce((n, o) => n + o.typed503, 0)}`,
+    `sessions homed in the downed region during an outage: ${outages.length}; typed 503s they got meanwhile: ${outages.reduce((n, o) => n + o.typed503, 0)}`,
     recoveryPoint(losing),
     `acknowledged during the outage after the restore (or with no restore) and lost: ${outages.reduce((n, o) => n + o.lostUncommitted, 0)}`,
-    `recovery time (fault → first 2xx served from another region, or after the region is back): ${recovered.length ? `median ${quantile(recovered, 0.5)} ms, max ${Math.max(...recovered)} ms` : "none recovered"}${asked.length - recovered.length ? `; ${asked.length - recovered.length} of ${asked.length} asked were never served from elsewhere` : ""}`,
+    `recovery time (fault, or arrival in the downed region → first 2xx served from another region, or after the region is back): ${recovered.length ? `median ${quantile(recovered, 0.5)} ms, max ${Math.max(...recovered)} ms` : "none recovered"}${asked.length - recovered.length ? `; ${asked.length - recovered.length} of ${asked.length} asked were never served from elsewhere` : ""}`,
   ];
 }
 

@@ -60,7 +60,7 @@ function outageFigures(x: RunContext, verified: Verified): OutageSession[] {
         lostUncommitted: during.length - lost.length,
         typed503: s.typed503,
         requests: s.requests,
-        recoveryMs: s.firstOkOutside === undefined ? undefined : s.firstOkOutside - outage.at,
+        recoveryMs: s.firstOkOutside === undefined ? undefined : s.firstOkOutside - s.from,
       });
     }
   });
@@ -95,7 +95,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       ledger,
       excess: new Map(),
       loggedOut: [],
-      onExchange: (_c, lineage, ex) => trackOutages(x, lineage, ex),
+      onExchange: (c, lineage, ex) => trackOutages(x, c, lineage, ex),
     };
     const weights = scenarios.reduce((n, s) => n + s.weight, 0);
     const clients = scenarios.flatMap((s) =>

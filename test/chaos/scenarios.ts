@@ -19,10 +19,18 @@ export interface Outage {
   at: number;
   liftedAt?: number;
   /** Lineages homed in the region when it went down. */
-  affected: Map<
-    Lineage,
-    { client: ChaosClient; sid: string; requests: number; firstOkOutside?: number; typed503: number }
-  >;
+  /** Lineages homed in the region when it went down, or seen living there while it was down (they moved in). */
+  affected: Map<Lineage, OutageExposure>;
+}
+
+export interface OutageExposure {
+  client: ChaosClient;
+  sid: string;
+  /** When the session was first exposed: the fault, or when it was seen in the region later. */
+  from: number;
+  requests: number;
+  firstOkOutside?: number;
+  typed503: number;
 }
 
 export interface RunContext {
@@ -235,7 +243,7 @@ const regionOutage: Scenario = {
       const outage: Outage = { region, at: x.ledger.now(), affected: new Map() };
       for (const c of clients)
         if (c.home === region && c.sid)
-          outage.affected.set(c.current, { client: c, sid: c.sid, requests: 0, typed503: 0 });
+          outage.affected.set(c.current, { client: c, sid: c.sid, from: outage.at, requests: 0, typed503: 0 });
       x.outages.push(outage);
       await operator(x, "region-outage", "fault down", "faults", {
         method: "POST",
@@ -320,10 +328,14 @@ export const SCENARIOS: readonly Scenario[] = [migrate, evacuate, autoMigrate, r
  * is back). During the pool cache's delay the "down" region still serves: in a
  * real outage those requests would have failed, so they do not count as recovered.
  */
-export function trackOutages(x: RunContext, lineage: Lineage, ex: Exchange): void {
+export function trackOutages(x: RunContext, client: ChaosClient, lineage: Lineage, ex: Exchange): void {
   for (const outage of x.outages) {
+    if (ex.sentAt < outage.at) continue;
+    const over = outage.liftedAt !== undefined && ex.sentAt > outage.liftedAt + POOL_CACHE_MS;
+    if (!outage.affected.has(lineage) && !over && ex.ok && ex.seen?.reg === outage.region)
+      outage.affected.set(lineage, { client, sid: ex.seen.sid, from: ex.at, requests: 0, typed503: 0 });
     const s = outage.affected.get(lineage);
-    if (!s || ex.sentAt < outage.at) continue;
+    if (!s) continue;
     s.requests += 1;
     if (ex.status === 503 && ex.error && s.firstOkOutside === undefined) s.typed503 += 1;
     const back = outage.liftedAt !== undefined && ex.sentAt >= outage.liftedAt;
