@@ -36,8 +36,8 @@ export interface Lineage {
   acked: Map<string, Ack>;
   /** Sent, not acknowledged (refused, or no answer): may or may not be there at the end. */
   unacked: Set<string>;
-  /** Acknowledged keys a read-back has already missed. */
-  missed: Set<string>;
+  /** Acknowledged keys a read-back has already missed, and when (the loss became visible then). */
+  missed: Map<string, number>;
   /** The login the lineage is in, once acknowledged. */
   sub?: string;
   /** A login acknowledged and not yet checked on the next request. */
@@ -117,7 +117,7 @@ export class ChaosClient {
       oldTokens: new Map(),
       acked: new Map(),
       unacked: new Set(),
-      missed: new Set(),
+      missed: new Map(),
       history: [],
     };
     this.lineages.push(lineage);
@@ -209,7 +209,7 @@ export class ChaosClient {
     const missing = [...lineage.acked.values()].filter(
       (a) => a.at <= ex.sentAt && !(a.key in seen.data) && !lineage.missed.has(a.key),
     );
-    for (const a of missing) lineage.missed.add(a.key);
+    for (const a of missing) lineage.missed.set(a.key, ex.at);
     if (missing.length) {
       ledger.count(this.scenario, "staleReads", missing.length);
       ledger.problem({

@@ -58,20 +58,20 @@ export interface Problem {
   detail: string;
 }
 
-/** A region outage, as one affected session lived it. */
+/** A region outage, as one exposed session lived it. */
 export interface OutageSession {
   scenario: string;
   sid: string;
-  /** Acknowledged before the session was restored elsewhere, then lost: the recovery point (count, and how old the oldest was at the restore). */
+  /** Seen living in the downed region while it was down. */
+  homed: boolean;
+  /** Acknowledged writes lost in the outage, and how old the oldest was when the loss became visible. */
   lostWrites: number;
   lostSpanMs: number;
-  /** Acknowledged during the outage after the restore (or with none), then lost: acknowledgements without a durable commit. */
-  lostUncommitted: number;
-  /** Writes refused with a typed 503 during the outage (the honest alternative to an acknowledgement). */
+  /** Writes answered with a typed 503 instead (the honest alternative to an acknowledgement). */
   typed503: number;
-  /** From the fault to the first 2xx for this session from outside the downed region (or once it is back). */
+  /** For a homed session: from the fault (or its arrival) to the first 2xx served from elsewhere (or once back). */
   recoveryMs: number | undefined;
-  /** Requests the session's client sent after the fault (0: it had walked away, so no recovery to time). */
+  /** Requests the session's client sent meanwhile (0: it had walked away, so no recovery to time). */
   requests: number;
 }
 

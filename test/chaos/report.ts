@@ -53,25 +53,20 @@ const quantile = (xs: number[], q: number) => {
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
 };
 
-function recoveryPoint(losing: OutageSession[]): string {
-  const lost = losing.reduce((n, o) => n + o.lostWrites, 0);
-  if (!losing.length) return "recovery point: no write acknowledged before a restore was lost";
-  const spans = losing.map((o) => o.lostSpanMs);
-  const most = Math.max(...losing.map((o) => o.lostWrites));
-  return `recovery point: ${lost} writes acknowledged before the restore were lost, in ${losing.length} sessions; up to ${most} writes / ${Math.max(...spans)} ms of writes in one session (median ${quantile(spans, 0.5)} ms)`;
-}
-
-/** Recovery point and recovery time over every session homed in a region when it went down. */
+/** Recovery point and recovery time over the sessions a region outage exposed. */
 export function outageSummary(outages: OutageSession[]): string[] {
   if (!outages.length) return ["no region outage in this run"];
   const losing = outages.filter((o) => o.lostWrites > 0);
-  const asked = outages.filter((o) => o.requests > 0);
-  const recovered = asked.filter((o) => o.recoveryMs !== undefined).map((o) => o.recoveryMs ?? 0);
+  const homed = outages.filter((o) => o.homed && o.requests > 0);
+  const recovered = homed.filter((o) => o.recoveryMs !== undefined).map((o) => o.recoveryMs ?? 0);
+  const lost = losing.reduce((n, o) => n + o.lostWrites, 0);
+  const spans = losing.map((o) => o.lostSpanMs);
   return [
-    `sessions homed in the downed region during an outage: ${outages.length}; typed 503s they got meanwhile: ${outages.reduce((n, o) => n + o.typed503, 0)}`,
-    recoveryPoint(losing),
-    `acknowledged during the outage after the restore (or with no restore) and lost: ${outages.reduce((n, o) => n + o.lostUncommitted, 0)}`,
-    `recovery time (fault, or arrival in the downed region → first 2xx served from another region, or after the region is back): ${recovered.length ? `median ${quantile(recovered, 0.5)} ms, max ${Math.max(...recovered)} ms` : "none recovered"}${asked.length - recovered.length ? `; ${asked.length - recovered.length} of ${asked.length} asked were never served from elsewhere` : ""}`,
+    `sessions exposed to an outage: ${outages.length} (${outages.filter((o) => o.homed).length} seen living in the downed region); typed 503s they got: ${outages.reduce((n, o) => n + o.typed503, 0)}`,
+    losing.length
+      ? `recovery point: ${lost} acknowledged writes lost in ${losing.length} sessions; up to ${Math.max(...losing.map((o) => o.lostWrites))} writes and ${Math.max(...spans)} ms of writes in one session (median ${quantile(spans, 0.5)} ms)`
+      : "recovery point: no acknowledged write lost",
+    `recovery time (fault, or arrival in the downed region → first 2xx served from elsewhere, or once the region is back): ${recovered.length ? `median ${quantile(recovered, 0.5)} ms, max ${Math.max(...recovered)} ms` : "none recovered"}${homed.length - recovered.length ? `; ${homed.length - recovered.length} of ${homed.length} never were` : ""}`,
   ];
 }
 
@@ -133,15 +128,5 @@ export function markdownReport(r: ChaosResult, command: string): string {
     ...(answers.length ? answers : ["| none | 0 | |"]),
     "",
     ...outageSummary(r.ledger.outages).map((l) => `- ${l}`),
-  ].join("\n");
-}
-
-/** The one-paragraph diagnosis a failing test prints: counts, then the first problems of each failing kind. */
-export function diagnosis(r: ChaosResult): string {
-  const t = r.ledger.totals();
-  const failures = r.ledger.failures();
-  return [
-    `chaos run: ${t.writesAcked} writes acknowledged, ${t.lost} lost, ${t.appliedTwice + t.originDuplicates} applied twice, ${t.twoTruths} two-truth observations, ${t.loginsLost} logins lost, ${t.logoutsLost} logouts lost, ${t.bad5xx} 5xx outside the contract`,
-    ...problemLines(failures, 4),
   ].join("\n");
 }

@@ -42,25 +42,24 @@ export function chooseScenarios(only: string[] | undefined): Scenario[] {
 
 function outageFigures(x: RunContext, verified: Verified): OutageSession[] {
   const out: OutageSession[] = [];
+  // An outage lasts until every isolate has seen it lifted (the pool cache); losses before belong to the previous one.
+  const over = (o: Outage | undefined) => (o?.liftedAt === undefined ? undefined : o.liftedAt + POOL_CACHE_MS);
   x.outages.forEach((outage, i) => {
-    // An outage lasts until every isolate has seen it lifted (the pool cache); losses before belong to the previous one.
-    const over = (o: Outage | undefined) => (o?.liftedAt === undefined ? undefined : o.liftedAt + POOL_CACHE_MS);
     const since = over(x.outages[i - 1]) ?? 0;
-    for (const [lineage, s] of outage.affected) {
-      const end = over(outage) ?? x.ledger.now();
-      const restoredAt = s.firstOkOutside ?? end;
-      const during = (verified.lost.get(lineage) ?? []).filter((a) => a.at > since && a.at <= end);
-      const lost = during.filter((a) => a.at < restoredAt);
-      const earliest = Math.min(...lost.map((a) => a.at));
+    const end = over(outage) ?? x.ledger.now();
+    for (const [lineage, s] of outage.exposed) {
+      const lost = (verified.lost.get(lineage) ?? []).filter((a) => a.at > since && a.at <= end);
+      // The loss becomes visible at the first read that misses a key (else at the final read, after the outage).
+      const seenAt = Math.min(...lost.map((a) => lineage.missed.get(a.key) ?? end));
       out.push({
         scenario: s.client.scenario,
         sid: s.sid,
+        homed: s.homed,
         lostWrites: lost.length,
-        lostSpanMs: lost.length ? restoredAt - earliest : 0,
-        lostUncommitted: during.length - lost.length,
+        lostSpanMs: lost.length ? Math.max(0, seenAt - Math.min(...lost.map((a) => a.at))) : 0,
         typed503: s.typed503,
         requests: s.requests,
-        recoveryMs: s.firstOkOutside === undefined ? undefined : s.firstOkOutside - s.from,
+        recoveryMs: s.homed && s.firstOkOutside !== undefined ? s.firstOkOutside - s.from : undefined,
       });
     }
   });

@@ -19,14 +19,15 @@ export interface Outage {
   at: number;
   liftedAt?: number;
   /** Lineages homed in the region when it went down. */
-  /** Lineages homed in the region when it went down, or seen living there while it was down (they moved in). */
-  affected: Map<Lineage, OutageExposure>;
+  /** The region-outage group's sessions that were used while the outage lasted, and any session seen in the region then. */
+  exposed: Map<Lineage, OutageExposure>;
 }
 
 export interface OutageExposure {
   client: ChaosClient;
   sid: string;
-  /** When the session was first exposed: the fault, or when it was seen in the region later. */
+  /** Seen living in the downed region (at the fault, or later): its recovery is timed from `from`. */
+  homed: boolean;
   from: number;
   requests: number;
   firstOkOutside?: number;
@@ -240,16 +241,23 @@ const regionOutage: Scenario = {
       );
       x.ledger.event(`region-outage: ${stale.length} sessions moved me → eeur`);
       await sleep(rng.between(500, 800));
-      const outage: Outage = { region, at: x.ledger.now(), affected: new Map() };
+      const outage: Outage = { region, at: x.ledger.now(), exposed: new Map() };
       for (const c of clients)
         if (c.home === region && c.sid)
-          outage.affected.set(c.current, { client: c, sid: c.sid, from: outage.at, requests: 0, typed503: 0 });
+          outage.exposed.set(c.current, {
+            client: c,
+            sid: c.sid,
+            homed: true,
+            from: outage.at,
+            requests: 0,
+            typed503: 0,
+          });
       x.outages.push(outage);
       await operator(x, "region-outage", "fault down", "faults", {
         method: "POST",
         body: { target: `region:${region}`, mode: "down" },
       });
-      x.ledger.event(`region ${region} DOWN (${outage.affected.size} sessions homed there)`);
+      x.ledger.event(`region ${region} DOWN (${outage.exposed.size} sessions homed there)`);
       // Stale tokens, one each, spread over the outage (once the isolates have seen it).
       const probes = stale.map(async ({ c, token }) => {
         await sleep(rng.between(POOL_CACHE_MS, outageMs - 200));
@@ -323,23 +331,32 @@ const loginRace: Scenario = {
 export const SCENARIOS: readonly Scenario[] = [migrate, evacuate, autoMigrate, regionOutage, originKill, loginRace];
 
 /**
- * Outage bookkeeping, fed every exchange: typed 503s after the fault, and the
- * first success served from another region (or, failing that, once the region
- * is back). During the pool cache's delay the "down" region still serves: in a
- * real outage those requests would have failed, so they do not count as recovered.
+ * Outage bookkeeping, fed every exchange while an outage lasts (until the pool
+ * cache has seen it lifted): which sessions were exposed, typed 503s, and for
+ * those seen living in the region, the first success served from another
+ * region (or, failing that, once the region is back). During the pool cache's
+ * delay the "down" region still serves: in a real outage those requests would
+ * have failed, so they do not count as recovered.
  */
 export function trackOutages(x: RunContext, client: ChaosClient, lineage: Lineage, ex: Exchange): void {
   for (const outage of x.outages) {
-    if (ex.sentAt < outage.at) continue;
     const over = outage.liftedAt !== undefined && ex.sentAt > outage.liftedAt + POOL_CACHE_MS;
-    if (!outage.affected.has(lineage) && !over && ex.ok && ex.seen?.reg === outage.region)
-      outage.affected.set(lineage, { client, sid: ex.seen.sid, from: ex.at, requests: 0, typed503: 0 });
-    const s = outage.affected.get(lineage);
+    if (ex.sentAt < outage.at || over) continue;
+    const inRegion = ex.ok && ex.seen?.reg === outage.region;
+    let s = outage.exposed.get(lineage);
+    if (!s && (inRegion || client.scenario === "region-outage")) {
+      s = { client, sid: ex.seen?.sid ?? client.sid ?? "?", homed: false, from: ex.at, requests: 0, typed503: 0 };
+      outage.exposed.set(lineage, s);
+    }
     if (!s) continue;
+    if (inRegion && !s.homed) {
+      s.homed = true;
+      s.from = ex.at;
+    }
     s.requests += 1;
     if (ex.status === 503 && ex.error && s.firstOkOutside === undefined) s.typed503 += 1;
     const back = outage.liftedAt !== undefined && ex.sentAt >= outage.liftedAt;
-    if (ex.ok && ex.seen && (ex.seen.reg !== outage.region || back) && s.firstOkOutside === undefined)
+    if (s.homed && ex.ok && ex.seen && (ex.seen.reg !== outage.region || back) && s.firstOkOutside === undefined)
       s.firstOkOutside = ex.at;
   }
 }
