@@ -62,7 +62,7 @@ export function outageSummary(outages: OutageSession[]): string[] {
   const lost = losing.reduce((n, o) => n + o.lostWrites, 0);
   const spans = losing.map((o) => o.lostSpanMs);
   return [
-    `sessions exposed to an outage: ${outages.length} (${outages.filter((o) => o.homed).length} seen living in the downed region); typed 503s they got: ${outages.reduce((n, o) => n + o.typed503, 0)}`,
+    `sessions exposed to an outage (counted once per outage): ${outages.length}, ${outages.filter((o) => o.homed).length} of them seen living in the downed region; typed 503s they got: ${outages.reduce((n, o) => n + o.typed503, 0)}`,
     losing.length
       ? `recovery point: ${lost} acknowledged writes lost in ${losing.length} sessions; up to ${Math.max(...losing.map((o) => o.lostWrites))} writes and ${Math.max(...spans)} ms of writes in one session (median ${quantile(spans, 0.5)} ms)`
       : "recovery point: no acknowledged write lost",
