@@ -133,11 +133,12 @@ async function oldTokens(x: RunContext, f: Final): Promise<void> {
     const same =
       old.seen.sid === now.seen.sid && old.seen.ver === now.seen.ver && keysOf(old.seen) === keysOf(now.seen);
     if (!same) {
+      const other = old.seen.sid !== now.seen.sid ? " (another session: the older token no longer opens this one)" : "";
       twoTruths(
         x.ledger,
         f.c,
         f.seen.sid,
-        `token for ep${name.split(":")[1]} reads ${where(old.seen)}, the latest token reads ${where(now.seen)}`,
+        `token for ep${name.split(":")[1]} reads ${where(old.seen)}${other}, the latest token reads ${where(now.seen)}`,
       );
       continue;
     }
