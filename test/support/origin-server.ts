@@ -4,6 +4,8 @@
  * receipts and read forwarded headers), and sends whatever response headers a
  * test asks for through `X-Test-Respond` (base64url JSON {status, headers, body}),
  * which is how tests make an origin emit X-Edge-Session-Set/-Login/-Logout.
+ * `X-Test-Delay-Ms` (at most 5,000) holds the answer back, so that a request can
+ * still be in flight when a test kills the origin.
  *
  * Control endpoints live under /__origin/ and are only reachable directly.
  */
@@ -46,6 +48,12 @@ export interface RunningOrigin {
 
 const RESPOND_HEADER = "x-test-respond";
 const TAG_HEADER = "x-test-tag";
+const DELAY_HEADER = "x-test-delay-ms";
+
+export interface OriginOptions {
+  /** Called with every request (not the control endpoints) as it is recorded, e.g. to count deliveries. */
+  onRequest?: (entry: RecordedRequest) => void;
+}
 
 async function readBody(req: IncomingMessage): Promise<string> {
   const chunks: Buffer[] = [];
@@ -69,7 +77,7 @@ function control(req: IncomingMessage, res: ServerResponse, recorded: RecordedRe
   res.writeHead(404).end();
 }
 
-export async function startOrigin(id: string, port = 0): Promise<RunningOrigin> {
+export async function startOrigin(id: string, port = 0, options: OriginOptions = {}): Promise<RunningOrigin> {
   const recorded: RecordedRequest[] = [];
   let failStatus: number | undefined;
   const server = createServer(async (req, res) => {
@@ -83,6 +91,7 @@ export async function startOrigin(id: string, port = 0): Promise<RunningOrigin> 
       body,
     };
     recorded.push(entry);
+    options.onRequest?.(entry);
     if (recorded.length > 5000) recorded.splice(0, recorded.length - 5000);
     if (failStatus !== undefined) {
       res
@@ -91,6 +100,9 @@ export async function startOrigin(id: string, port = 0): Promise<RunningOrigin> 
       return;
     }
     const respond = decodeRespond(req.headers[RESPOND_HEADER]);
+    const delay = Math.min(Number(req.headers[DELAY_HEADER]) || 0, 5000);
+    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+    if (res.destroyed) return; // the origin was stopped meanwhile: the connection is gone
     if (req.url?.startsWith("/hang")) return; // never answers: for origin timeouts
     if (req.url?.startsWith("/stream")) {
       // Sends its body in three chunks with pauses, to show the layer streams.
