@@ -8,6 +8,15 @@ import { EdgeError } from "./errors.ts";
 import { log } from "./log.ts";
 import { poolView } from "./origins/index.ts";
 import { clientResponse, newSessionFor, readPresentedToken } from "./proxy/index.ts";
+import {
+  followLearnedId,
+  learnedGone,
+  learnedIdsOf,
+  learnedOrigin,
+  routeByLearnedIds,
+  sealLearnedIds,
+  withOriginIds,
+} from "./proxy/learned.ts";
 import type { Placement } from "./proxy/route.ts";
 import {
   applyOriginDirectives,
@@ -47,7 +56,10 @@ async function proxy(c: Context<AppEnv>): Promise<Response> {
   };
 
   const presented = readPresentedToken(request.headers, cfg.cookieName);
+  const learnedIds = await learnedIdsOf(x);
   const found = await sessionFor(x, presented);
+  const learned = routeByLearnedIds(x, learnedIds, "sid" in found ? found.sid : undefined);
+  if (learned.kind === "gone") return learnedGone(learned);
   let session: LiveSession;
   let placement: Placement;
   if ("sid" in found) {
@@ -58,18 +70,21 @@ async function proxy(c: Context<AppEnv>): Promise<Response> {
         status: 401,
         report: false,
       });
-    await limitNewSessions(c.env, request);
-    const origin = x.rt.router.pick(x.view, x.region);
+    // A learned id this layer sealed shows an earlier visit: cookie-less clients (MCP) are not new sessions.
+    if (learned.kind !== "bound") await limitNewSessions(c.env, request);
+    const origin = learnedOrigin(x, learned) ?? x.rt.router.pick(x.view, x.region);
     placement = origin ? { origin, fallback: false } : fallbackOrFail(cfg, "no origin can take new sessions");
     session = newSessionFor(origin?.id ?? placement.origin.id, x.region, found.refused, jurisdictionFor(request, cfg));
   }
+  ({ session, placement } = await followLearnedId(x, learned, session, placement));
 
   if (x.binding) session = { ...session, cb: x.binding };
-  const forwarded = await forward(x, session, placement);
+  const forwarded = await forward(withOriginIds(x, learned), session, placement);
   const applied = await applyOriginDirectives(x, forwarded.session, forwarded.upstream);
   // Whatever session the client keeps (a rotated one included), its token carries this client's binding.
   const kept = applied && x.binding ? { ...applied, cb: x.binding } : applied;
-  return clientResponse(cfg, forwarded.upstream, presented.mode, kept);
+  const upstream = await sealLearnedIds(x, learned, forwarded.upstream, forwarded.session.oid, kept, "sid" in found);
+  return clientResponse(cfg, upstream, presented.mode, kept);
 }
 
 function onError(err: Error, c: Context<AppEnv>): Response {

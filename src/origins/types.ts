@@ -44,7 +44,15 @@ export interface PoolView {
   events: PoolEvent[];
 }
 
-export type MoveReason = "unhealthy" | "ejected" | "drained" | "removed" | "connect_failed" | "return_home";
+export type MoveReason =
+  | "unhealthy"
+  | "ejected"
+  | "drained"
+  | "removed"
+  | "connect_failed"
+  | "return_home"
+  /** A learned id (LEARNED_AFFINITY) names another origin than the edge session's. */
+  | "learned";
 
 /** Development and test only: pretend part of the system is down or slow (see /__edge/faults). */
 export interface Fault {
