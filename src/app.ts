@@ -4,6 +4,7 @@ import { clientFingerprint, limitNewSessions } from "./abuse/index.ts";
 import { adminRoutes } from "./admin/index.ts";
 import type { AppEnv } from "./app-env.ts";
 import { loadConfig } from "./config/index.ts";
+import { holdLongLived } from "./connections/index.ts";
 import { EdgeError } from "./errors.ts";
 import { log } from "./log.ts";
 import { poolView } from "./origins/index.ts";
@@ -17,6 +18,7 @@ import {
   sealLearnedIds,
   withOriginIds,
 } from "./proxy/learned.ts";
+import { keepLongLivedOffDrains } from "./proxy/long-lived.ts";
 import type { Placement } from "./proxy/route.ts";
 import {
   applyOriginDirectives,
@@ -77,6 +79,7 @@ async function proxy(c: Context<AppEnv>): Promise<Response> {
     session = newSessionFor(origin?.id ?? placement.origin.id, x.region, found.refused, jurisdictionFor(request, cfg));
   }
   ({ session, placement } = await followLearnedId(x, learned, session, placement));
+  ({ session, placement } = await keepLongLivedOffDrains(x, learned, session, placement));
 
   if (x.binding) session = { ...session, cb: x.binding };
   const forwarded = await forward(withOriginIds(x, learned), session, placement);
@@ -84,7 +87,8 @@ async function proxy(c: Context<AppEnv>): Promise<Response> {
   // Whatever session the client keeps (a rotated one included), its token carries this client's binding.
   const kept = applied && x.binding ? { ...applied, cb: x.binding } : applied;
   const upstream = await sealLearnedIds(x, learned, forwarded.upstream, forwarded.session.oid, kept, "sid" in found);
-  return clientResponse(cfg, upstream, presented.mode, kept);
+  const response = await clientResponse(cfg, upstream, presented.mode, kept);
+  return holdLongLived(c.env, cfg, request.method, forwarded.session.oid, response);
 }
 
 function onError(err: Error, c: Context<AppEnv>): Response {

@@ -42,6 +42,15 @@ export interface PoolView {
   regions: Record<string, number>;
   faults: Fault[];
   events: PoolEvent[];
+  /** Long-lived connections (WebSocket, SSE) per origin, as isolates last reported them. */
+  connections?: Record<string, OriginConnections>;
+}
+
+export interface OriginConnections {
+  /** Open now, summed over the isolates that reported recently. */
+  open: number;
+  /** Closed by the layer because the origin is draining, since its drain started. */
+  drainClosed: number;
 }
 
 export type MoveReason =
