@@ -63,11 +63,9 @@ export const OriginStatusSchema = z
         open: z
           .number()
           .openapi({ description: "Open WebSockets and event streams to the origin, through the layer." }),
-        drainClosed: z
-          .number()
-          .openapi({
-            description: "Long-lived connections the layer closed (with a reconnect hint) since its drain started.",
-          }),
+        drainClosed: z.number().openapi({
+          description: "Long-lived connections the layer closed (with a reconnect hint) since its drain started.",
+        }),
       })
       .openapi({ description: "Long-lived connections, as isolates last reported them (every few seconds)." }),
   })

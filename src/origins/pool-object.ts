@@ -189,7 +189,8 @@ export class PoolObject extends DurableObject<Env> implements PoolRpc {
   ): Promise<void> {
     const state = this.#load();
     const now = Date.now();
-    const c = (state.connections ??= { isolates: {}, drainClosed: {} });
+    state.connections ??= { isolates: {}, drainClosed: {} };
+    const c = state.connections;
     c.isolates[isolate] = { at: now, open };
     for (const [id, r] of Object.entries(c.isolates)) if (now - r.at >= ISOLATE_REPORT_TTL_MS) delete c.isolates[id];
     for (const [oid, n] of Object.entries(drainClosed)) {
