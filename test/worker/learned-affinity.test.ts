@@ -4,6 +4,7 @@
  * way to the client and restored on the way back, with real origins.
  */
 import { describe, expect, it } from "vitest";
+import { sealKeyFrom, sealLearnedId, unsealLearnedId } from "../../src/affinity/index.ts";
 import { BASE, BrowserClient, callWorker, type Echo, edgeEnv, header, receivedBy, respondWith } from "./harness.ts";
 import { admin, poolEnv, spawnOrigins, stopOrigin, type TestOrigin } from "./pool-harness.ts";
 
@@ -194,5 +195,29 @@ describe("a cookie id (JSESSIONID, failover)", () => {
     await mallory.echo("/");
     const { echo } = await mallory.echo("/", { headers: { cookie: `JSESSIONID=${sealed}; x=1` } });
     expect(header(echo, "cookie")).toBe("x=1");
+  });
+});
+
+describe("the sealed form", () => {
+  const keyOf = (byte: number) => sealKeyFrom(new Uint8Array(32).fill(byte));
+
+  it("opens only under its own key and for its own rule", async () => {
+    const k = await keyOf(1);
+    const sealed = await sealLearnedId(k, { n: "header:mcp-session-id", o: "a", i: "id-1" });
+    expect(await unsealLearnedId(k, sealed, "header:mcp-session-id")).toEqual({
+      n: "header:mcp-session-id",
+      o: "a",
+      i: "id-1",
+    });
+    expect(await unsealLearnedId(k, sealed, "cookie:JSESSIONID")).toBeUndefined();
+    expect(await unsealLearnedId(await keyOf(2), sealed, "header:mcp-session-id")).toBeUndefined();
+    expect(await unsealLearnedId(k, `${sealed}x`, "header:mcp-session-id")).toBeUndefined();
+    expect(await unsealLearnedId(k, "a".repeat(5000), "header:mcp-session-id")).toBeUndefined();
+  });
+
+  it("is fresh each time (random IV): two seals of one id do not compare equal", async () => {
+    const k = await keyOf(3);
+    const b = { n: "cookie:JSESSIONID", o: "a", i: "same" };
+    expect(await sealLearnedId(k, b)).not.toBe(await sealLearnedId(k, b));
   });
 });
