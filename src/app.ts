@@ -18,7 +18,7 @@ import {
   sealLearnedIds,
   withOriginIds,
 } from "./proxy/learned.ts";
-import { keepLongLivedOffDrains } from "./proxy/long-lived.ts";
+import { keepLongLivedOffDrains, stuckOnDrain } from "./proxy/long-lived.ts";
 import type { Placement } from "./proxy/route.ts";
 import {
   applyOriginDirectives,
@@ -88,7 +88,14 @@ async function proxy(c: Context<AppEnv>): Promise<Response> {
   const kept = applied && x.binding ? { ...applied, cb: x.binding } : applied;
   const upstream = await sealLearnedIds(x, learned, forwarded.upstream, forwarded.session.oid, kept, "sid" in found);
   const response = await clientResponse(cfg, upstream, presented.mode, kept);
-  return holdLongLived(c.env, cfg, request.method, forwarded.session.oid, response);
+  return holdLongLived(
+    c.env,
+    cfg,
+    request.method,
+    forwarded.session.oid,
+    response,
+    stuckOnDrain(x, learned, placement),
+  );
 }
 
 function onError(err: Error, c: Context<AppEnv>): Response {

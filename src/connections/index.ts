@@ -13,6 +13,7 @@ export {
   atEventBoundary,
   batchCount,
   CLOSE_SHARE,
+  closeAtDeadline,
   drainCloseAt,
   isEventStream,
   type LongLivedKind,
@@ -25,20 +26,34 @@ export { DRAIN_CLOSE_CODE } from "./websocket.ts";
 
 /**
  * The client's response, with a WebSocket or a GET's event stream relayed and
- * watched for `oid`'s drain; anything else unchanged.
+ * watched for `oid`'s drain; anything else unchanged. `untilDeadline`: the
+ * connection cannot move elsewhere, so a drain closes it at its deadline.
  */
-export function holdLongLived(env: Env, cfg: EdgeConfig, method: string, oid: string, response: Response): Response {
+export function holdLongLived(
+  env: Env,
+  cfg: EdgeConfig,
+  method: string,
+  oid: string,
+  response: Response,
+  untilDeadline = false,
+): Response {
   const u = Math.random();
   if (response.status === 101 && response.webSocket) {
     let closed: (() => void) | undefined;
     const relay = relayWebSocket(response.webSocket, () => closed?.());
-    closed = watchConnection(env, cfg, { oid, kind: "websocket", u, closeForDrain: relay.closeForDrain });
+    closed = watchConnection(env, cfg, {
+      oid,
+      kind: "websocket",
+      u,
+      untilDeadline,
+      closeForDrain: relay.closeForDrain,
+    });
     return new Response(null, { status: 101, webSocket: relay.client, headers: response.headers });
   }
   if (response.body && isEventStream(method, response)) {
     let closed: (() => void) | undefined;
     const relay = relayEventStream(response.body, sseRetryMs(u), () => closed?.());
-    closed = watchConnection(env, cfg, { oid, kind: "sse", u, closeForDrain: relay.closeForDrain });
+    closed = watchConnection(env, cfg, { oid, kind: "sse", u, untilDeadline, closeForDrain: relay.closeForDrain });
     return new Response(relay.stream, {
       status: response.status,
       statusText: response.statusText,

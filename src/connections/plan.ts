@@ -53,6 +53,16 @@ export function drainCloseAt(drain: DrainWindow, u: number, now: number, lateSpr
   return at > now ? at : now + u * lateSpreadMs;
 }
 
+/**
+ * A connection that cannot move (a strict learned id's, or one with no other
+ * origin to go to) is not closed early, which would only bring it back to the
+ * same draining origin: it closes just after the deadline, spread over
+ * `lateSpreadMs`, when its reconnection is refused or moved by the layer.
+ */
+export function closeAtDeadline(drain: DrainWindow, u: number, lateSpreadMs: number): number | undefined {
+  return drain.deadline === null ? undefined : drain.deadline + u * lateSpreadMs;
+}
+
 /** The SSE reconnection hint (the `retry` field, ms): a little jitter on top of the batch, so a batch does not return as one. */
 export function sseRetryMs(u: number): number {
   return 1000 + Math.floor(u * 2000);

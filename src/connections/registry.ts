@@ -7,7 +7,7 @@
 import type { EdgeConfig } from "../config/index.ts";
 import { log } from "../log.ts";
 import { poolStub, poolView } from "../origins/index.ts";
-import { drainCloseAt, type LongLivedKind } from "./plan.ts";
+import { closeAtDeadline, drainCloseAt, type LongLivedKind } from "./plan.ts";
 
 /** While connections are open, the isolate re-reports at least this often (the pool forgets silent isolates after 30 s). */
 const HEARTBEAT_MS = 10_000;
@@ -17,6 +17,8 @@ export interface HeldConnection {
   kind: LongLivedKind;
   /** This connection's place in a drain's batches, uniform in [0, 1). */
   u: number;
+  /** It cannot move to another origin: closed at the drain's deadline, not in the batches before it. */
+  untilDeadline: boolean;
   /** Closes it with the reconnect hint (WebSocket 1012, SSE `retry`). */
   closeForDrain(): void;
 }
@@ -96,7 +98,11 @@ export function watchConnection(env: Env, cfg: EdgeConfig, held: HeldConnection)
     if (entry.done) return;
     const now = Date.now();
     const drain = (await poolView(env, cfg, now))?.origins[held.oid]?.drain;
-    const closeAt = drain ? drainCloseAt(drain, held.u, now, pollMs) : undefined;
+    const closeAt = !drain
+      ? undefined
+      : held.untilDeadline
+        ? closeAtDeadline(drain, held.u, pollMs)
+        : drainCloseAt(drain, held.u, now, pollMs);
     if (closeAt !== entry.closeAt) {
       clearTimeout(entry.closing);
       entry.closeAt = closeAt;

@@ -10,6 +10,12 @@ import type { LiveSession } from "../session/index.ts";
 import { type Placement, repin } from "./route.ts";
 import type { RequestScope } from "./steps.ts";
 
+/** A long-lived connection that stays on a draining origin (a strict learned id's, or no other origin can take it). */
+export function stuckOnDrain(x: RequestScope, learned: LearnedRoute, placement: Placement): boolean {
+  if (placement.fallback || !longLivedRequest(x.request.method, x.request.headers)) return false;
+  return Boolean(x.view?.origins[placement.origin.id]?.drain) || (learned.kind === "bound" && learned.strict);
+}
+
 export async function keepLongLivedOffDrains(
   x: RequestScope,
   learned: LearnedRoute,

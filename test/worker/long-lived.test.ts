@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { openHere } from "../../src/connections/index.ts";
-import { BrowserClient } from "./harness.ts";
+import { BASE, BrowserClient, callWorker, respondWith } from "./harness.ts";
 import { admin, originsStatus, poolEnv, spawnOrigins } from "./pool-harness.ts";
 import { forwardedOf } from "./tokens.ts";
 
@@ -141,5 +141,39 @@ describe("event streams as part of the session", () => {
     const { echo } = await client.echo();
     expect(echo.origin).not.toBe(home);
     expect(forwardedOf(echo).sid).toBe(forwardedOf(first).sid);
+  });
+});
+
+describe("a long-lived connection that cannot move", () => {
+  it("a strict learned id's event stream stays until the drain deadline (it would only come back), then is gone", async () => {
+    const origins = await spawnOrigins(2);
+    const e = poolEnv(origins, { LEARNED_AFFINITY: '[{"header":"Mcp-Session-Id","whenGone":"strict"}]' });
+    const issue = await callWorker(
+      new Request(`${BASE}/mcp`, {
+        method: "POST",
+        headers: { "x-test-respond": respondWith({ headers: { "mcp-session-id": "held-1" } }) },
+      }),
+      e,
+    );
+    const home = ((await issue.json()) as { origin: string }).origin;
+    const sealed = issue.headers.get("mcp-session-id") ?? "";
+    const stream = await callWorker(
+      new Request(`${BASE}/events`, { headers: { accept: "text/event-stream", "mcp-session-id": sealed } }),
+      e,
+    );
+    expect(stream.headers.get("x-origin")).toBe(home);
+    const res = await admin(e, "POST", `/origins/${home}/drain`, { in: 2 });
+    const deadline = Date.parse(((await res.json()) as { deadline: string }).deadline);
+    const reader = stream.body?.getReader();
+    for (;;) {
+      const { done } = (await reader?.read()) ?? { done: true };
+      if (done) break;
+    }
+    expect(Date.now()).toBeGreaterThanOrEqual(deadline);
+    const again = await callWorker(
+      new Request(`${BASE}/events`, { headers: { accept: "text/event-stream", "mcp-session-id": sealed } }),
+      e,
+    );
+    expect(again.status).toBe(404);
   });
 });
