@@ -10,7 +10,7 @@ import { runDrainExperiment } from "./support/drain-experiment.ts";
 
 describe("draining an origin with open WebSockets", () => {
   it("closes every socket with 1012 before the deadline, in more than one batch; each reconnects elsewhere, same session", async () => {
-    const r = await runDrainExperiment({ sockets: 24, drainSeconds: 5 });
+    const r = await runDrainExperiment({ sockets: 24, drainSeconds: 6 });
     const n = r.outcomes.length;
     expect(n).toBeGreaterThanOrEqual(20);
     expect(r.closedBeforeDeadline).toBe(n);

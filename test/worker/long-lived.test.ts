@@ -74,7 +74,7 @@ describe("WebSockets as part of the session", () => {
     const others = sockets.filter((_, i) => homes[i]?.origin !== drained);
     expect(mine.length).toBeGreaterThanOrEqual(2);
 
-    const res = await admin(e, "POST", `/origins/${drained}/drain`, { in: 4 });
+    const res = await admin(e, "POST", `/origins/${drained}/drain`, { in: 6 });
     const { deadline } = (await res.json()) as { deadline: string };
     const closes = await Promise.all(mine.map((m) => m.s.closed));
     for (const close of closes) {
