@@ -8,6 +8,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { exportJWK, generateKeyPair } from "jose";
+import { startMcpOrigin } from "../test/node/support/mcp-server.ts";
 import {
   type DemoOrigin,
   freePort,
@@ -58,9 +59,50 @@ async function layerPort(): Promise<number> {
   return port;
 }
 
+/**
+ * `npm start -- --mcp`: three stateful MCP servers (the official SDK's Streamable HTTP
+ * transport, one session per process) behind the layer, with LEARNED_AFFINITY on
+ * Mcp-Session-Id, for any MCP client pointed at <layer>/mcp.
+ */
+async function mainMcp(port: number, base: string): Promise<void> {
+  const servers = await Promise.all(["mcp-1", "mcp-2", "mcp-3"].map(startMcpOrigin));
+  for (const s of servers) started.push({ stop: () => s.close() });
+  const adminToken = randomBytes(24).toString("base64url");
+  const layer = await startWranglerDev({
+    port,
+    persistTo: ".wrangler/state",
+    vars: {
+      ENVIRONMENT: "development",
+      ADMIN_TOKEN: adminToken,
+      SESSION_SIGNING_KEYS: process.env.SESSION_SIGNING_KEYS ?? (await developmentKeySet()),
+      LEARNED_AFFINITY: JSON.stringify([{ header: "Mcp-Session-Id", whenGone: "strict" }]),
+      ORIGINS: JSON.stringify(
+        servers.map((s) => ({ id: s.id, url: s.url, health: { path: "/health", interval: 2, fall: 1 } })),
+      ),
+    },
+    onLine: prefixed("layer"),
+  });
+  started.push(layer);
+  void layer.process.exited.then(() => !stopping && void stopAll(1));
+  console.log(`
+──────────────────────────────────────────────────────────────────────────────
+ edge-session in front of three stateful MCP servers (ENVIRONMENT=development)
+
+ MCP endpoint (Streamable HTTP): ${base}/mcp     tools: whoami, count, notify-later
+ Servers: ${servers.map((s) => `${s.id} ${s.url}`).join("\n          ")}
+
+ Each client session stays on the server that initialized it; its Mcp-Session-Id is
+ sealed by the layer. Operator view: curl -s -H 'Authorization: Bearer ${adminToken}' ${base}/__edge/origins
+
+ Ctrl-C stops everything.
+──────────────────────────────────────────────────────────────────────────────
+`);
+}
+
 async function main(): Promise<void> {
   const port = await layerPort();
   const base = `http://127.0.0.1:${port}`;
+  if (process.argv.includes("--mcp")) return mainMcp(port, base);
   // Known before the layer is up: the origins only fetch it when the first request arrives.
   const jwksUrl = `${base}${JWKS_PATH}`;
 

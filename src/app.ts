@@ -5,11 +5,22 @@ import { clientFingerprint, limitNewSessions } from "./abuse/index.ts";
 import { adminRoutes } from "./admin/index.ts";
 import type { AppEnv } from "./app-env.ts";
 import { loadConfig } from "./config/index.ts";
+import { holdLongLived } from "./connections/index.ts";
 import { EdgeError, sessionUnavailable } from "./errors.ts";
 import { log } from "./log.ts";
 import { explain, explainSession, timed } from "./observe/index.ts";
 import { currentPoolView, poolView } from "./origins/index.ts";
 import { clientResponse, errorResponse, newSessionFor, readPresentedToken } from "./proxy/index.ts";
+import {
+  followLearnedId,
+  learnedGone,
+  learnedIdsOf,
+  learnedOrigin,
+  routeByLearnedIds,
+  sealLearnedIds,
+  withOriginIds,
+} from "./proxy/learned.ts";
+import { keepLongLivedOffDrains, stuckOnDrain } from "./proxy/long-lived.ts";
 import type { Placement } from "./proxy/route.ts";
 import {
   applyOriginDirectives,
@@ -53,7 +64,10 @@ async function proxy(c: Context<AppEnv>): Promise<Response> {
   };
 
   const presented = readPresentedToken(request.headers, cfg.cookieName);
+  const learnedIds = await learnedIdsOf(x);
   const found = await timed("session", () => sessionFor(x, presented));
+  const learned = routeByLearnedIds(x, learnedIds, "sid" in found ? found.sid : undefined);
+  if (learned.kind === "gone") return learnedGone(learned);
   let session: LiveSession;
   let placement: Placement;
   if ("sid" in found) {
@@ -64,18 +78,21 @@ async function proxy(c: Context<AppEnv>): Promise<Response> {
         status: 401,
         report: false,
       });
-    // A request that raced a login with the pre-login token is no new visitor: it is not rate limited.
-    if (found.rotatedAt === undefined) await limitNewSessions(c.env, request);
-    const origin = x.rt.router.pick(x.view, x.region);
+    // Not new visitors: a request that raced a login with the pre-login token, and a cookie-less client
+    // (MCP) that shows a learned id this layer sealed.
+    if (found.rotatedAt === undefined && learned.kind !== "bound") await limitNewSessions(c.env, request);
+    const origin = learnedOrigin(x, learned) ?? x.rt.router.pick(x.view, x.region);
     placement = origin ? { origin, fallback: false } : fallbackOrFail(cfg, "no origin can take new sessions");
     const jur = jurisdictionFor(request, cfg);
     session = newSessionFor(origin?.id ?? placement.origin.id, homeRegion(x, jur), found.refused, jur);
     if (found.rotatedAt !== undefined) session = { ...session, ephemeral: true };
   }
   explainSession(c.env, session, "sid" in found ? undefined : found.refused);
+  ({ session, placement } = await followLearnedId(x, learned, session, placement));
+  ({ session, placement } = await keepLongLivedOffDrains(x, learned, session, placement));
 
   if (x.binding) session = { ...session, cb: x.binding };
-  const forwarded = await timed("origin", () => forward(x, session, placement));
+  const forwarded = await timed("origin", () => forward(withOriginIds(x, learned), session, placement));
   const applied = await timed("session", () => applyOriginDirectives(x, forwarded.session, forwarded.upstream));
   if (!applied.ok) {
     // Not durable, so not acknowledged: the origin's answer is dropped, the client told to retry.
@@ -84,7 +101,9 @@ async function proxy(c: Context<AppEnv>): Promise<Response> {
   }
   // Whatever session the client keeps (a rotated one included), its token carries this client's binding.
   const kept = applied.session && x.binding ? { ...applied.session, cb: x.binding } : applied.session;
-  return clientResponse(cfg, forwarded.upstream, presented.mode, kept);
+  const upstream = await sealLearnedIds(x, learned, forwarded.upstream, forwarded.session.oid, kept, "sid" in found);
+  const response = await clientResponse(cfg, upstream, presented.mode, kept);
+  return holdLongLived(c.env, cfg, request.method, forwarded.session.oid, response, stuckOnDrain(x, learned, placement));
 }
 
 function onError(err: Error, c: Context<AppEnv>): Response {

@@ -33,6 +33,7 @@ export function originsView(cfg: EdgeConfig, view: PoolView | undefined) {
       takesNewSessions: takesSessions(o, view, now),
       sessions: rt?.sessions ?? 0,
       drain: rt?.drain ? drainView(rt.drain) : null,
+      connections: view?.connections?.[o.id] ?? { open: 0, drainClosed: 0 },
     };
   });
 }

@@ -66,6 +66,16 @@ export const OriginStatusSchema = z
     takesNewSessions: z.boolean(),
     sessions: z.number().openapi({ description: "Live sessions with stored state assigned to the origin." }),
     drain: DrainSchema.nullable(),
+    connections: z
+      .object({
+        open: z
+          .number()
+          .openapi({ description: "Open WebSockets and event streams to the origin, through the layer." }),
+        drainClosed: z.number().openapi({
+          description: "Long-lived connections the layer closed (with a reconnect hint) since its drain started.",
+        }),
+      })
+      .openapi({ description: "Long-lived connections, as isolates last reported them (every few seconds)." }),
   })
   .openapi("OriginStatus");
 

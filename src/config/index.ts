@@ -1,4 +1,5 @@
 import type { z } from "zod";
+import { type LearnedAffinity, learnedRule, sealKeyFrom } from "../affinity/index.ts";
 import { EdgeError } from "../errors.ts";
 import { log } from "../log.ts";
 import { importSnapshotKey, type SnapshotKey } from "../replication/codec.ts";
@@ -7,6 +8,7 @@ import {
   EnvSchema,
   FallbackOriginSchema,
   KeySetSchema,
+  LearnedAffinitySchema,
   type LocationHint,
   type OriginConfig,
   OriginsSchema,
@@ -60,6 +62,8 @@ export interface EdgeConfig {
   users: { maxSessions: number };
   /** Whether proxied responses carry X-Edge-Session-Status (how the session was found and placed). */
   sessionStatusHeader: boolean;
+  /** Origin-issued ids the layer binds to their origin (LEARNED_AFFINITY), and the key that seals them. */
+  learned: LearnedAffinity;
 }
 
 export interface PoolSettings {
@@ -188,6 +192,33 @@ function parseFallback(raw: string | undefined, origins: OriginConfig[]): PoolSe
   return parsed.data;
 }
 
+/** The secret the learned-id key is derived from: SNAPSHOT_KEY's bytes (already validated by loadSnapshotKey). */
+function snapshotSecretBytes(raw: string | undefined): Uint8Array<ArrayBuffer> {
+  const secret = raw?.trim() ? raw.trim() : DEVELOPMENT_SNAPSHOT_KEY;
+  const plain = secret.replaceAll("-", "+").replaceAll("_", "/").replace(/=+$/, "");
+  const bin = atob(plain + "=".repeat((4 - (plain.length % 4)) % 4));
+  return Uint8Array.from(bin, (ch) => ch.charCodeAt(0));
+}
+
+async function loadLearnedAffinity(
+  raw: string | undefined,
+  snapshotSecret: string | undefined,
+  cookieName: string,
+): Promise<LearnedAffinity> {
+  const rules =
+    raw === undefined || raw.trim() === ""
+      ? []
+      : (() => {
+          const parsed = LearnedAffinitySchema.safeParse(parseJson("LEARNED_AFFINITY", raw));
+          if (!parsed.success) throw firstIssue("LEARNED_AFFINITY", parsed.error);
+          const own = parsed.data.findIndex((r) => r.cookie === cookieName);
+          if (own >= 0)
+            throw new ConfigError(`LEARNED_AFFINITY[${own}].cookie`, "is the layer's own cookie (COOKIE_NAME)");
+          return parsed.data.map(learnedRule);
+        })();
+  return { rules, key: await sealKeyFrom(snapshotSecretBytes(snapshotSecret)) };
+}
+
 export async function parseConfig(env: Record<string, unknown>): Promise<EdgeConfig> {
   const parsed = EnvSchema.safeParse(env);
   if (!parsed.success) throw firstIssue("", parsed.error);
@@ -225,6 +256,7 @@ export async function parseConfig(env: Record<string, unknown>): Promise<EdgeCon
     },
     defaultRegion: raw.DEFAULT_REGION,
     snapshots: await loadSnapshotKey(raw.SNAPSHOT_KEY, isDevelopment),
+    learned: await loadLearnedAffinity(raw.LEARNED_AFFINITY, raw.SNAPSHOT_KEY, raw.COOKIE_NAME),
     sessionTimeoutMs: raw.SESSION_TIMEOUT_MS,
     // Fault injection is a development and test tool; a production deployment ignores the flag.
     faultInjection: isDevelopment || (raw.FAULT_INJECTION && raw.ENVIRONMENT !== "production"),

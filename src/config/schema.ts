@@ -154,7 +154,59 @@ export const EnvSchema = z.object({
   MAX_SESSIONS_PER_USER: seconds(0, 10_000).default(0),
   /** Adds X-Edge-Session-Status to proxied responses; unset: on in development only. */
   SESSION_STATUS_HEADER: bool.optional(),
+  /** JSON array of ids origins issue (response header or cookie) that the layer binds to them. */
+  LEARNED_AFFINITY: z.string().optional(),
 });
+/** RFC 9110 field-name (a token), kept to what a learned id can sensibly travel in. */
+const HEADER_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/;
+/** Headers that carry something else than an origin's session id, or that the layer owns. */
+const NOT_LEARNABLE = new Set([
+  "cookie",
+  "set-cookie",
+  "host",
+  "authorization",
+  "content-length",
+  "content-type",
+  "connection",
+  "upgrade",
+  "transfer-encoding",
+  "forwarded",
+]);
+
+/**
+ * One id an origin issues and the layer learns (LEARNED_AFFINITY): a response
+ * header (MCP's Mcp-Session-Id) or a cookie (JSESSIONID), and what happens when
+ * the origin it is bound to is gone.
+ */
+export const LearnedRuleSchema = z
+  .strictObject({
+    header: z
+      .string()
+      .regex(HEADER_TOKEN, "must be an HTTP header name")
+      .refine((h) => !NOT_LEARNABLE.has(h.toLowerCase()), "cannot be learned (it carries something else)")
+      .refine((h) => !/^x-(edge-session|forwarded)/i.test(h), "is reserved for the layer")
+      .optional(),
+    cookie: z.string().regex(COOKIE_TOKEN, "must be an RFC 6265 cookie name").optional(),
+    whenGone: z.enum(["strict", "failover"]).default("strict"),
+  })
+  .superRefine((r, ctx) => {
+    if ((r.header === undefined) === (r.cookie === undefined))
+      ctx.addIssue({ code: "custom", message: 'needs exactly one of "header" or "cookie"' });
+  });
+
+export const LearnedAffinitySchema = z
+  .array(LearnedRuleSchema)
+  .max(8)
+  .superRefine((rules, ctx) => {
+    const seen = new Set<string>();
+    rules.forEach((r, i) => {
+      const key = r.header !== undefined ? `header:${r.header.toLowerCase()}` : `cookie:${r.cookie}`;
+      if (seen.has(key))
+        ctx.addIssue({ code: "custom", message: `duplicate rule ${key}`, path: [i, r.header ? "header" : "cookie"] });
+      seen.add(key);
+    });
+  });
+
 export const FallbackOriginSchema = z.strictObject({ id: OriginSchema.shape.id, url: originUrl });
 
 export type RawEnvConfig = z.output<typeof EnvSchema>;

@@ -20,4 +20,12 @@ export {
 } from "./policy.ts";
 export { PoolObject, type PoolRpc } from "./pool-object.ts";
 export { type ClientLocation, locationHintFor } from "./region.ts";
-export type { DrainState, Fault, MoveReason, OriginRuntime, PoolEvent, PoolView } from "./types.ts";
+export type {
+  DrainState,
+  Fault,
+  MoveReason,
+  OriginConnections,
+  OriginRuntime,
+  PoolEvent,
+  PoolView,
+} from "./types.ts";

@@ -1,7 +1,15 @@
 import { DurableObject } from "cloudflare:workers";
 import type { OriginConfig } from "../config/index.ts";
 import { log } from "../log.ts";
-import type { DrainState, Fault, OriginHealth, OriginRuntime, PoolEvent, PoolView } from "./types.ts";
+import type {
+  DrainState,
+  Fault,
+  OriginConnections,
+  OriginHealth,
+  OriginRuntime,
+  PoolEvent,
+  PoolView,
+} from "./types.ts";
 
 export interface PoolState {
   origins: OriginConfig[];
@@ -12,7 +20,17 @@ export interface PoolState {
   /** When each origin is next due for a probe. */
   nextCheck: Record<string, number>;
   events: PoolEvent[];
+  /** Long-lived connections: each isolate's last report, and closes by drain per origin. */
+  connections?: { isolates: Record<string, IsolateReport>; drainClosed: Record<string, number> };
 }
+
+interface IsolateReport {
+  at: number;
+  open: Record<string, number>;
+}
+
+/** An isolate that has not reported for this long is gone (it re-reports every few seconds while it holds connections). */
+export const ISOLATE_REPORT_TTL_MS = 30_000;
 
 const KEY = "pool";
 const MAX_EVENTS = 200;
@@ -30,6 +48,20 @@ export interface PoolRpc {
   clearFaults(): Promise<void>;
   /** The faults in force, for objects that reach session objects themselves (the principal index). */
   faults(): Promise<Fault[]>;
+  reportConnections(isolate: string, open: Record<string, number>, drainClosed: Record<string, number>): Promise<void>;
+}
+
+/** Open connections per origin summed over live isolate reports, with the drain closes. */
+export function connectionTotals(c: PoolState["connections"], now: number): Record<string, OriginConnections> {
+  const out: Record<string, OriginConnections> = {};
+  const at = (oid: string) => {
+    out[oid] ??= { open: 0, drainClosed: 0 };
+    return out[oid];
+  };
+  for (const r of Object.values(c?.isolates ?? {}))
+    if (now - r.at < ISOLATE_REPORT_TTL_MS) for (const [oid, n] of Object.entries(r.open)) at(oid).open += n;
+  for (const [oid, n] of Object.entries(c?.drainClosed ?? {})) at(oid).drainClosed += n;
+  return out;
 }
 
 function freshRuntime(now: number): OriginRuntime {
@@ -97,6 +129,7 @@ export class PoolObject extends DurableObject<Env> implements PoolRpc {
       regions: state.regions ?? {},
       events: state.events.slice(-50),
       faults: state.faults ?? [],
+      connections: connectionTotals(state.connections, Date.now()),
     };
   }
 
@@ -105,6 +138,7 @@ export class PoolObject extends DurableObject<Env> implements PoolRpc {
     if (!state.origins.some((o) => o.id === oid)) return undefined;
     const rt = this.#rt(state, oid);
     rt.drain = { since: Date.now(), deadline };
+    if (state.connections) state.connections.drainClosed[oid] = 0;
     const until = deadline === null ? "no deadline" : `deadline ${new Date(deadline).toISOString()}`;
     this.#event(state, "drain_started", oid, `${until}, ${rt.sessions} sessions`);
     this.#checkDrain(state, oid);
@@ -142,6 +176,30 @@ export class PoolObject extends DurableObject<Env> implements PoolRpc {
     state.regions ??= {};
     for (const [reg, delta] of Object.entries(regions))
       state.regions[reg] = Math.max(0, (state.regions[reg] ?? 0) + delta);
+    this.#save(state);
+  }
+
+  /**
+   * An isolate's open long-lived connections per origin (its whole count, so a
+   * lost report is corrected by the next) and the ones it closed for a drain
+   * since its last report (added up here).
+   */
+  async reportConnections(
+    isolate: string,
+    open: Record<string, number>,
+    drainClosed: Record<string, number>,
+  ): Promise<void> {
+    const state = this.#load();
+    const now = Date.now();
+    state.connections ??= { isolates: {}, drainClosed: {} };
+    const c = state.connections;
+    c.isolates[isolate] = { at: now, open };
+    for (const [id, r] of Object.entries(c.isolates)) if (now - r.at >= ISOLATE_REPORT_TTL_MS) delete c.isolates[id];
+    for (const [oid, n] of Object.entries(drainClosed)) {
+      if (n <= 0) continue;
+      c.drainClosed[oid] = (c.drainClosed[oid] ?? 0) + n;
+      this.#event(state, "connections_drained", oid, `${n} long-lived connection${n === 1 ? "" : "s"} closed`);
+    }
     this.#save(state);
   }
 

@@ -42,9 +42,26 @@ export interface PoolView {
   regions: Record<string, number>;
   faults: Fault[];
   events: PoolEvent[];
+  /** Long-lived connections (WebSocket, SSE) per origin, as isolates last reported them. */
+  connections?: Record<string, OriginConnections>;
 }
 
-export type MoveReason = "unhealthy" | "ejected" | "drained" | "removed" | "connect_failed" | "return_home";
+export interface OriginConnections {
+  /** Open now, summed over the isolates that reported recently. */
+  open: number;
+  /** Closed by the layer because the origin is draining, since its drain started. */
+  drainClosed: number;
+}
+
+export type MoveReason =
+  | "unhealthy"
+  | "ejected"
+  | "drained"
+  | "removed"
+  | "connect_failed"
+  | "return_home"
+  /** A learned id (LEARNED_AFFINITY) names another origin than the edge session's. */
+  | "learned";
 
 /** Development and test only: pretend part of the system is down or slow (see /__edge/faults). */
 export interface Fault {

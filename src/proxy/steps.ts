@@ -66,6 +66,8 @@ export interface RequestScope {
   call: ObjectCall;
   /** The client's binding digest when CLIENT_BINDING is on. */
   binding: string | undefined;
+  /** Set when a strict learned id pins the request to its origin: the answer when that origin fails (no other origin is tried). */
+  pinned?: (e: EdgeError) => Response;
 }
 
 /** A client with no usable session: why its token was refused, if it sent one. */
@@ -217,6 +219,7 @@ export async function forward(
         attempt,
         method: request.method,
       });
+      if (x.pinned) return { upstream: x.pinned(e), session };
       const to = x.rt.router.pick(x.view, x.region, tried);
       if (!to) {
         if (!cfg.pool.fallback) throw noOriginError(e);

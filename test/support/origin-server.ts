@@ -104,6 +104,14 @@ export async function startOrigin(id: string, port = 0, options: OriginOptions =
     if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     if (res.destroyed) return; // the origin was stopped meanwhile: the connection is gone
     if (req.url?.startsWith("/hang")) return; // never answers: for origin timeouts
+    if (req.url?.startsWith("/events")) {
+      // An event stream that goes on until the client leaves: an event every 100 ms, resuming after Last-Event-ID.
+      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", "x-origin": id });
+      let n = Number(req.headers["last-event-id"] ?? 0) || 0;
+      const timer = setInterval(() => res.write(`id: ${++n}\ndata: ${id}:${n}\n\n`), 100);
+      res.on("close", () => clearInterval(timer));
+      return;
+    }
     if (req.url?.startsWith("/stream")) {
       // Sends its body in three chunks with pauses, to show the layer streams.
       res.writeHead(200, { "content-type": "text/plain", "x-origin": id });

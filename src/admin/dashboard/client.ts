@@ -143,6 +143,7 @@ function cardFor(o) {
   c.pills = h("span", { class: "pills" });
   c.url = h("div", { class: "url" });
   c.count = h("b", { "data-field": "sessions" });
+  c.conns = h("div", { class: "note", "data-field": "connections" });
   c.note = h("div", { class: "note", "data-field": "note" });
   c.bar = h("i");
   c.progress = h("div", { class: "progress", hidden: "" }, [c.bar]);
@@ -154,7 +155,7 @@ function cardFor(o) {
     h("div", { class: "head" }, [h("span", { class: "id", text: o.id }), c.pills]),
     c.url,
     h("div", { class: "count" }, [c.count, h("small", { text: " live sessions" })]),
-    c.progress, c.note, c.form, c.undrainButton,
+    c.conns, c.progress, c.note, c.form, c.undrainButton,
   ]);
   cards.set(o.id, c);
   return c;
@@ -173,6 +174,8 @@ function updateCard(c, o, now) {
   c.url.textContent = o.url + " · " + (o.region ? "region " + o.region + " · " : "") + "weight " + o.weight;
   c.url.title = o.url;
   c.count.textContent = String(o.sessions);
+  const k = o.connections || { open: 0, drainClosed: 0 };
+  c.conns.textContent = plural(k.open, "open connection", "open connections") + " (WebSocket, SSE)" + (o.drain ? " · " + k.drainClosed + " closed by the drain" : "");
   c.note.textContent = noteFor(o, state, now);
   const d = o.drain, deadline = d && d.deadline ? Date.parse(d.deadline) : 0;
   c.progress.hidden = !(d && deadline && d.status === "draining");
