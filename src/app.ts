@@ -103,7 +103,14 @@ async function proxy(c: Context<AppEnv>): Promise<Response> {
   const kept = applied.session && x.binding ? { ...applied.session, cb: x.binding } : applied.session;
   const upstream = await sealLearnedIds(x, learned, forwarded.upstream, forwarded.session.oid, kept, "sid" in found);
   const response = await clientResponse(cfg, upstream, presented.mode, kept);
-  return holdLongLived(c.env, cfg, request.method, forwarded.session.oid, response, stuckOnDrain(x, learned, placement));
+  return holdLongLived(
+    c.env,
+    cfg,
+    request.method,
+    forwarded.session.oid,
+    response,
+    stuckOnDrain(x, learned, placement),
+  );
 }
 
 function onError(err: Error, c: Context<AppEnv>): Response {

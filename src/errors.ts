@@ -16,6 +16,7 @@ export const ERROR_CODES = [
   "ERR_NO_ORIGIN",
   "ERR_ORIGIN_UNREACHABLE",
   "ERR_ORIGIN_TIMEOUT",
+  "ERR_LEARNED_SESSION_GONE",
   // Token refusals (logged as token_rejected; the status in strict mode).
   "ERR_TOKEN_TOO_LARGE",
   "ERR_TOKEN_MALFORMED",

@@ -88,7 +88,7 @@ export async function sessionTokenFor(
 /**
  * The client's response: the origin's status, headers and streamed body, less
  * anything hop-by-hop or meant for the layer, plus the session token when it is
- * new or due for a refresh (cookie mode), or always (header mode).
+ * new, changed or due for a refresh (in either mode).
  */
 export async function clientResponse(
   cfg: EdgeConfig,
@@ -101,7 +101,9 @@ export async function clientResponse(
   if (!session) writeToken(headers, mode, cfg, undefined, 0);
   else if (session.ephemeral) {
     // The client raced its own login: its new token stands; this response must not replace it.
-  } else if (mode === "header" || !session.presented || needsNewToken(session, Math.floor(Date.now() / 1000))) {
+  } else if (!session.presented || needsNewToken(session, Math.floor(Date.now() / 1000))) {
+    // Only a token that changed is sent, in either mode: a response to a request that raced another
+    // (a login, a migration) must not hand back the older token it came with, over the newer one.
     const { token, maxAge } = await sessionTokenFor(cfg, session);
     writeToken(headers, mode, cfg, token, maxAge);
   }

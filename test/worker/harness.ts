@@ -115,8 +115,9 @@ export class ApiClient {
     headers.set("x-edge-session-token", this.token ?? "new");
     if (o.respond) headers.set("x-test-respond", respondWith(o.respond));
     const res = await callWorker(new Request(new URL(path, BASE), { method: o.method ?? "GET", headers }), this.env);
+    // Sent when it changed; absent: keep the one held; empty: cleared (logout).
     const t = res.headers.get("x-edge-session-token");
-    this.token = t || undefined;
+    if (t !== null) this.token = t || undefined;
     return { res, echo: (await res.json()) as Echo };
   }
 }
