@@ -1,9 +1,8 @@
 import { type Context, Hono } from "hono";
-import { HTTPException } from "hono/http-exception";
 import { clientFingerprint, limitNewSessions } from "./abuse/index.ts";
-import { adminRoutes } from "./admin/index.ts";
+import { ADMIN_BASE, adminRoutes, fromHttpException, HTTPException } from "./admin/index.ts";
 import type { AppEnv } from "./app-env.ts";
-import { loadConfig } from "./config/index.ts";
+import { ConfigError, loadConfig } from "./config/index.ts";
 import { EdgeError } from "./errors.ts";
 import { log } from "./log.ts";
 import { poolView } from "./origins/index.ts";
@@ -73,17 +72,18 @@ async function proxy(c: Context<AppEnv>): Promise<Response> {
 }
 
 function onError(err: Error, c: Context<AppEnv>): Response {
+  if (err instanceof HTTPException) return onError(fromHttpException(err), c);
   if (err instanceof EdgeError) {
     if (err.report)
       log("error", "request_failed", {
         code: err.code,
-        message: err.message,
+        // The client's body says only ERR_CONFIG; the log says what is wrong.
+        message: err instanceof ConfigError ? err.detail : err.message,
         cause: String(err.cause ?? ""),
         path: c.req.path,
       });
     return err.toResponse();
   }
-  if (err instanceof HTTPException) return err.getResponse();
   log("error", "request_crashed", { code: "ERR_INTERNAL", message: err.message, stack: err.stack, path: c.req.path });
   return new EdgeError("ERR_INTERNAL", "internal error").toResponse();
 }
@@ -96,7 +96,7 @@ export function createApp(): Hono<AppEnv> {
   });
   // Origins cache the key set; five minutes, so a key published before it signs is seen in time (see docs/keys.md).
   app.get(JWKS_PATH, (c) => c.json(c.get("config").keys.jwks, 200, { "cache-control": "public, max-age=300" }));
-  app.route("/__edge", adminRoutes());
+  app.route(ADMIN_BASE, adminRoutes());
   // The layer's own prefixes never reach an origin: a mistyped operator path (with its admin
   // token or cookie) must be a 404 here, not a request forwarded upstream.
   for (const reserved of ["/__edge", "/__edge/*", "/.well-known/edge-session/*"])

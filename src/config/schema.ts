@@ -106,7 +106,8 @@ export const EnvSchema = z.object({
   ENVIRONMENT: z.enum(["development", "staging", "production"]).default("production"),
   ORIGINS: z.string({ error: "is required (a JSON array of origins)" }),
   SESSION_SIGNING_KEYS: z.string().optional(),
-  ADMIN_TOKEN: z.string().min(24, "must be at least 24 characters").optional(),
+  /** Checked apart (AdminTokenSchema): a bad admin token disables the operator API, not the layer. */
+  ADMIN_TOKEN: z.string().optional(),
   COOKIE_NAME: z.string().regex(COOKIE_TOKEN, "must be an RFC 6265 cookie name").default("__Host-edge-session"),
   SESSION_IDLE_TIMEOUT: seconds(10, 30 * 86400).default(1800),
   SESSION_ABSOLUTE_TIMEOUT: seconds(10, 400 * 86400).default(28800),
@@ -145,6 +146,12 @@ export const EnvSchema = z.object({
   MAX_SESSION_KEYS: seconds(1, 100_000).default(1000),
   CLIENT_BINDING: z.enum(["off", "ua", "ip", "ua+ip", "ja4"]).default("off"),
 });
+/** RFC 6750 token68 without the padding: what `Authorization: Bearer` can carry (and Hono's bearerAuth accepts). */
+export const ADMIN_TOKEN_CHARACTERS = /^[A-Za-z0-9._~+/-]+$/;
+export const AdminTokenSchema = z
+  .string()
+  .min(24, "must be at least 24 characters")
+  .regex(ADMIN_TOKEN_CHARACTERS, "may only hold the characters A-Z a-z 0-9 . _ ~ + / -");
 export const FallbackOriginSchema = z.strictObject({ id: OriginSchema.shape.id, url: originUrl });
 
 export type RawEnvConfig = z.output<typeof EnvSchema>;

@@ -50,12 +50,12 @@ export function signInPage(error?: string): string {
   );
 }
 
-export function disabledPage(): string {
+export function disabledPage(reason: string): string {
   return shell(
     "disabled",
     "edge-session",
     `<main class="signin"><div class="panel"><h1>edge-session</h1>
-<p>The operator API and this dashboard are disabled: <code>ADMIN_TOKEN</code> is not set.</p></div></main>`,
+<p>The operator API and this dashboard are disabled: ${escapeHtml(reason)}.</p></div></main>`,
     false,
   );
 }
