@@ -16,6 +16,7 @@ export interface PoolState {
 
 const KEY = "pool";
 const MAX_EVENTS = 200;
+const RECENT_PROBE_ERRORS = 5;
 
 /** The control plane's RPC surface, as the Worker calls it. */
 export interface PoolRpc {
@@ -218,6 +219,7 @@ export class PoolObject extends DurableObject<Env> implements PoolRpc {
       h.failures += 1;
       h.successes = 0;
       h.lastError = result.error ?? "failed";
+      h.recentErrors = [...(h.recentErrors ?? []), { at: now, error: h.lastError }].slice(-RECENT_PROBE_ERRORS);
       if (h.state === "healthy" && h.failures >= fall) {
         Object.assign(h, { state: "unhealthy", since: now, failures: 0 });
         this.#event(state, "origin_unhealthy", oid, h.lastError);
