@@ -9,7 +9,6 @@ import { CHARTS_JS } from "./client-charts.ts";
  * and setAttribute only (no innerHTML), so ids and event details cannot inject
  * markup, and the page's CSP allows no inline script or style.
  */
-// biome-ignore lint/complexity/noUselessStringRaw: browser source, raw so that a backslash means what it says there
 const CORE_JS = String.raw`
 const API = "/__edge/";
 const REFRESH_MS = 3000;
