@@ -57,6 +57,8 @@ export interface EdgeConfig {
   migration: { auto: boolean; afterRequests: number; afterSeconds: number };
   jurisdictions: "none" | "eu";
   clientBinding: "off" | "ua" | "ip" | "ua+ip" | "ja4";
+  /** ORIGIN_AUTH_SECRET: sent to every origin (X-Edge-Origin-Auth) so origins can lock out direct traffic. */
+  originAuth: string | undefined;
 }
 
 export interface PoolSettings {
@@ -320,6 +322,7 @@ export async function checkConfig(env: Record<string, unknown>): Promise<ConfigC
     },
     jurisdictions: raw.JURISDICTIONS,
     clientBinding: raw.CLIENT_BINDING,
+    originAuth: raw.ORIGIN_AUTH_SECRET,
     pool: {
       name: raw.POOL_NAME,
       cacheSeconds: raw.POOL_CACHE_SECONDS,
@@ -348,6 +351,8 @@ export async function parseConfig(env: Record<string, unknown>): Promise<EdgeCon
 }
 
 const CONFIG_KEYS = Object.keys(EnvSchema.shape);
+/** Every variable the layer reads (vars and secrets). */
+export const CONFIG_NAMES: readonly string[] = CONFIG_KEYS;
 /** Resolved outcomes only, never a pending parse: see loadConfig. */
 const cache = new Map<string, EdgeConfig | ConfigError>();
 /** The env object a request brings is usually the same object every time: a cheap first lookup. */

@@ -101,6 +101,9 @@ export const KeySetSchema = z
 const seconds = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const bool = z.enum(["true", "false", "1", "0"]).transform((s) => s === "true" || s === "1");
 
+/** RFC 6750 token68 without the padding: what `Authorization: Bearer` can carry (and Hono's bearerAuth accepts). */
+export const ADMIN_TOKEN_CHARACTERS = /^[A-Za-z0-9._~+/-]+$/;
+
 /** The Worker's vars and secrets, as strings, before anything is derived from them. */
 export const EnvSchema = z.object({
   ENVIRONMENT: z.enum(["development", "staging", "production"]).default("production"),
@@ -145,9 +148,16 @@ export const EnvSchema = z.object({
   /** Most keys (at any depth) a session document may hold. */
   MAX_SESSION_KEYS: seconds(1, 100_000).default(1000),
   CLIENT_BINDING: z.enum(["off", "ua", "ip", "ua+ip", "ja4"]).default("off"),
+  /** Sent to origins in X-Edge-Origin-Auth so they can refuse requests that did not come through the layer. */
+  ORIGIN_AUTH_SECRET: z.preprocess(
+    (v) => (v === "" ? undefined : v),
+    z
+      .string()
+      .min(32, "must be at least 32 characters")
+      .regex(ADMIN_TOKEN_CHARACTERS, "may only hold the characters A-Z a-z 0-9 . _ ~ + / -")
+      .optional(),
+  ),
 });
-/** RFC 6750 token68 without the padding: what `Authorization: Bearer` can carry (and Hono's bearerAuth accepts). */
-export const ADMIN_TOKEN_CHARACTERS = /^[A-Za-z0-9._~+/-]+$/;
 export const AdminTokenSchema = z
   .string()
   .min(24, "must be at least 24 characters")

@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { OriginConfig } from "../config/index.ts";
 import { log } from "../log.ts";
+import { ORIGIN_AUTH_HEADER } from "../proxy/headers.ts";
 import type { DrainState, Fault, OriginHealth, OriginRuntime, PoolEvent, PoolView } from "./types.ts";
 
 export interface PoolState {
@@ -169,7 +170,10 @@ export class PoolObject extends DurableObject<Env> implements PoolRpc {
     const health = o.health;
     if (!health) return { ok: true };
     try {
+      // Same env as the Worker: origins that lock out direct traffic see the layer's secret on probes too.
+      const secret = (this.env as { ORIGIN_AUTH_SECRET?: string }).ORIGIN_AUTH_SECRET;
       const res = await fetch(`${o.url}${health.path}`, {
+        headers: secret ? { [ORIGIN_AUTH_HEADER]: secret } : {},
         signal: AbortSignal.timeout(health.timeout),
         redirect: "manual",
       });

@@ -1,5 +1,5 @@
 /**
- * Fuzzing (issue 8 §5): property-based tests, with fast-check, of every parser
+ * Fuzzing: property-based tests, with fast-check, of every parser
  * that takes input from a client, from storage or from the operator. Each
  * target runs CASES cases on every `npm test`. A failure prints fast-check's
  * seed and shrunk counter-example; pass `{ seed, path }` to fc.assert to replay it.
