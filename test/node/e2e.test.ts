@@ -42,10 +42,8 @@ beforeAll(async () => {
           ...(i === 0 ? { health: { path: "/healthz", interval: 1 } } : {}),
         })),
       ),
-      SESSION_SIGNING_KEYS: JSON.stringify(signingKeys),
-      ADMIN_TOKEN,
-      ORIGIN_AUTH_SECRET,
     },
+    secrets: { SESSION_SIGNING_KEYS: JSON.stringify(signingKeys), ADMIN_TOKEN, ORIGIN_AUTH_SECRET },
   });
   verify = createEdgeSessionVerifier({ jwksUrl: layer.jwksUrl });
 });

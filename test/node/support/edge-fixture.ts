@@ -57,10 +57,9 @@ export async function startEdgeFixture(
       vars: {
         ENVIRONMENT: "development",
         ORIGINS: JSON.stringify(origins.map((o) => ({ id: o.id, url: o.url, ...options.origins?.[o.id] }))),
-        SESSION_SIGNING_KEYS: JSON.stringify(keys),
-        ADMIN_TOKEN: adminToken,
         ...options.vars,
       },
+      secrets: { SESSION_SIGNING_KEYS: JSON.stringify(keys), ADMIN_TOKEN: adminToken },
     });
   } catch (e) {
     await Promise.all(origins.map((o) => o.close()));
