@@ -12,7 +12,8 @@ const SNAPSHOT_KEY = randomBytes(32).toString("base64");
  * refused", with native stack addresses) are dropped. DEBUG=1 shows everything.
  */
 const DEBUG = process.env.DEBUG === "1" || process.env.DEBUG === "true";
-const WORKERD_NOISE = /^(exception = |uncaught exception;|stack: \S*workerd@|NOSENTRY )/;
+const WORKERD_NOISE =
+  /^(exception = |uncaught exception;|stack: \S*workerd@|NOSENTRY |console warning; message = Called \.text\(\) on an HTTP body)/;
 if (!DEBUG)
   for (const stream of [process.stdout, process.stderr]) {
     const write = stream.write.bind(stream) as (chunk: unknown, ...rest: unknown[]) => boolean;
