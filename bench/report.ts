@@ -65,7 +65,7 @@ export function groupsMarkdown(r: Pick<BenchReport, "groups" | "command">): stri
     sections.push(
       [
         ...(g.recovery ? [recoveryMarkdown(g.recovery, by("recovery"), g.vars.recovery)] : []),
-        ...(g.cost ? [(g.recovery ? "" : "## KV writes (issue 5)\n\n") + kvWritesMarkdown(g.cost)] : []),
+        ...(g.cost ? [(g.recovery ? "" : "## KV writes\n\n") + kvWritesMarkdown(g.cost)] : []),
       ].join("\n\n"),
     );
   if (g.cost) sections.push(costMarkdown(g.cost, by("cost")));

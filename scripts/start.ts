@@ -3,10 +3,14 @@
  *
  * Three demo origins (origin/demo.ts) and the layer under `wrangler dev` on
  * 127.0.0.1:8787 (or PORT; 8787 falls back to a free port when taken), with a
- * development signing key and a random ADMIN_TOKEN generated for this run.
- * Ctrl-C (or SIGTERM) stops every process it started.
+ * development signing key, a snapshot key and a random ADMIN_TOKEN generated
+ * for this run and passed as secrets (an env file, not the command line).
+ * Sessions live in a temporary directory deleted on exit, so a new run starts
+ * empty; `npm start -- --keep-state` (or KEEP_STATE=1) keeps them in
+ * .wrangler/state instead. Ctrl-C (or SIGTERM) stops every process it started.
  */
 import { randomBytes } from "node:crypto";
+import { parseArgs } from "node:util";
 import { exportJWK, generateKeyPair } from "jose";
 import { startMcpOrigin } from "../test/node/support/mcp-server.ts";
 import {
@@ -25,15 +29,17 @@ const ORIGINS = [
   { id: "origin-3", region: "apac" },
 ] as const;
 
-const started: { stop(): Promise<void> }[] = [];
-let stopping = false;
+const { values: flags } = parseArgs({ options: { "keep-state": { type: "boolean" } } });
+const KEEP_STATE = flags["keep-state"] === true || process.env.KEEP_STATE === "1";
+const KEPT_STATE_DIR = ".wrangler/state";
 
-async function stopAll(code: number): Promise<never> {
-  if (!stopping) {
-    stopping = true;
-    await Promise.allSettled(started.reverse().map((p) => p.stop()));
-  }
-  process.exit(code);
+const started: { stop(): Promise<void> }[] = [];
+let stopping: Promise<never> | undefined;
+
+/** Idempotent: Ctrl-C reaches npm and this process both, and the second signal must not cut the cleanup short. */
+function stopAll(code: number): Promise<never> {
+  stopping ??= Promise.allSettled(started.reverse().map((p) => p.stop())).then(() => process.exit(code));
+  return stopping;
 }
 
 process.on("SIGINT", () => void stopAll(130));
@@ -44,7 +50,7 @@ const parentPid = process.ppid;
 setInterval(() => process.ppid !== parentPid && void stopAll(143), 500).unref();
 
 const prefixed = (name: string) => (line: string) => {
-  if (!stopping) console.log(`[${name}] ${line}`);
+  if (stopping === undefined) console.log(`[${name}] ${line}`);
 };
 
 async function layerPort(): Promise<number> {
@@ -118,14 +124,20 @@ async function main(): Promise<void> {
   // reload after a source edit: every session would end and origins would refuse the unknown kid until
   // their JWKS cache refreshes. One key for the whole run avoids both. A key in the environment wins.
   const ownKey = !process.env.SESSION_SIGNING_KEYS;
-  const signingKeys: Record<string, string> = ownKey ? { SESSION_SIGNING_KEYS: await developmentKeySet() } : {};
+  const signingKeys = process.env.SESSION_SIGNING_KEYS ?? (await developmentKeySet());
   const originsVar = origins.map((o, i) => ({ id: o.id, url: o.url, region: ORIGINS[i]?.region, weight: 1 }));
   console.log("Starting wrangler dev…");
   const layer: WranglerDev = await startWranglerDev({
     port,
-    // The project's usual local state (.wrangler/state), like `npm run dev`.
-    persistTo: ".wrangler/state",
-    vars: { ENVIRONMENT: "development", ORIGINS: JSON.stringify(originsVar), ADMIN_TOKEN: adminToken, ...signingKeys },
+    // Default: a temporary directory that stop() deletes, so one run's sessions never show up in the next.
+    ...(KEEP_STATE ? { persistTo: KEPT_STATE_DIR } : {}),
+    vars: { ENVIRONMENT: "development", ORIGINS: JSON.stringify(originsVar) },
+    // Secrets as secrets: through an env file (mode 0600, deleted on exit), never on wrangler's command line.
+    secrets: {
+      SESSION_SIGNING_KEYS: signingKeys,
+      SNAPSHOT_KEY: randomBytes(32).toString("base64"),
+      ADMIN_TOKEN: adminToken,
+    },
     onLine: prefixed("layer"),
   });
   started.push(layer);
@@ -133,7 +145,7 @@ async function main(): Promise<void> {
   // If any of them dies, take the rest down rather than leave half a demo running.
   for (const proc of [...origins.map((o) => o.process), layer.process])
     void proc.exited.then(({ code, signal }) => {
-      if (stopping) return;
+      if (stopping !== undefined) return;
       console.error(`\n${proc.name} exited (${signal ?? `code ${code}`}); stopping everything.`);
       void stopAll(1);
     });
@@ -156,8 +168,9 @@ async function main(): Promise<void> {
    curl -s -i ${api} -d item=apple ${base}/cart
    curl -s ${api} ${base}/api/session        # ver 1, data.cart ["apple"]
 
- Operator status:
-   curl -s -H 'Authorization: Bearer ${adminToken}' ${base}/__edge/status
+ Operator dashboard: ${base}/__edge/   (sign in with the ADMIN_TOKEN below)
+ Operator API:       curl -s -H 'Authorization: Bearer ${adminToken}' ${base}/__edge/status
+ ADMIN_TOKEN:        ${adminToken}
 
  Notes:
    - ${
@@ -165,10 +178,14 @@ async function main(): Promise<void> {
        ? "The signing key is a DEVELOPMENT key generated for this run: sessions last until Ctrl-C.\n     Never use such a key in production: set SESSION_SIGNING_KEYS (npm run --silent keygen)."
        : "SESSION_SIGNING_KEYS comes from your environment."
    }
-   - The ADMIN_TOKEN above was generated for this run only.
+   - The ADMIN_TOKEN above and the snapshot key were generated for this run only.
+   - ${
+     KEEP_STATE
+       ? `State is KEPT in ${KEPT_STATE_DIR}: sessions, drains and events from earlier runs are still there.`
+       : "State lives in a temporary directory deleted on exit: every run starts empty\n     (npm start -- --keep-state keeps it in .wrangler/state)."
+   }
    - Browsers that refuse the Secure cookie on http://127.0.0.1 get a new session on every load.
-   - wrangler's warnings about missing secrets and "Unable to fetch the Request.cf object"
-     are expected here.
+   - wrangler's warning "Unable to fetch the Request.cf object" is expected offline.
 
  Ctrl-C stops everything.
 ──────────────────────────────────────────────────────────────────────────────

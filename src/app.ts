@@ -1,10 +1,9 @@
 import { type Context, Hono } from "hono";
 import { contextStorage } from "hono/context-storage";
-import { HTTPException } from "hono/http-exception";
 import { clientFingerprint, limitNewSessions } from "./abuse/index.ts";
-import { adminRoutes } from "./admin/index.ts";
+import { ADMIN_BASE, adminRoutes, fromHttpException, HTTPException } from "./admin/index.ts";
 import type { AppEnv } from "./app-env.ts";
-import { loadConfig } from "./config/index.ts";
+import { ConfigError, loadConfig } from "./config/index.ts";
 import { holdLongLived } from "./connections/index.ts";
 import { EdgeError, sessionUnavailable } from "./errors.ts";
 import { log } from "./log.ts";
@@ -114,11 +113,13 @@ async function proxy(c: Context<AppEnv>): Promise<Response> {
 }
 
 function onError(err: Error, c: Context<AppEnv>): Response {
+  if (err instanceof HTTPException) return onError(fromHttpException(err), c);
   if (err instanceof EdgeError) {
     if (err.report)
       log("error", "request_failed", {
         code: err.code,
-        message: err.message,
+        // The client's body says only ERR_CONFIG; the log says what is wrong.
+        message: err instanceof ConfigError ? err.detail : err.message,
         cause: String(err.cause ?? ""),
         path: c.req.path,
       });
@@ -127,7 +128,6 @@ function onError(err: Error, c: Context<AppEnv>): Response {
   // A session object that could not be reached, wherever it escaped from: a typed 503, never a 500.
   if (err instanceof ObjectUnavailable)
     return onError(sessionUnavailable(`the session could not be reached (${err.code}); try again`, err), c);
-  if (err instanceof HTTPException) return err.getResponse();
   log("error", "request_crashed", { code: "ERR_INTERNAL", message: err.message, stack: err.stack, path: c.req.path });
   return new EdgeError("ERR_INTERNAL", "internal error").toResponse();
 }
@@ -142,7 +142,7 @@ export function createApp(): Hono<AppEnv> {
   });
   // Origins cache the key set; five minutes, so a key published before it signs is seen in time (see docs/keys.md).
   app.get(JWKS_PATH, (c) => c.json(c.get("config").keys.jwks, 200, { "cache-control": "public, max-age=300" }));
-  app.route("/__edge", adminRoutes());
+  app.route(ADMIN_BASE, adminRoutes());
   // The layer's own prefixes never reach an origin: a mistyped operator path (with its admin
   // token or cookie) must be a 404 here, not a request forwarded upstream.
   for (const reserved of ["/__edge", "/__edge/*", "/.well-known/edge-session/*"])

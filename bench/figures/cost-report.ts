@@ -1,4 +1,4 @@
-/** docs/benchmarks.md sections for the operation counts: KV writes per session (issue 5) and cost (issue 7). */
+/** docs/benchmarks.md sections for the operation counts: KV writes per session and cost. */
 import type { CostFigures, SessionOps, ShapeFigures } from "./cost.ts";
 import { fmt, table } from "./format.ts";
 import { PRICE_SOURCES, PRICES, PRICES_READ, type PricedOps, perMillion } from "./prices.ts";
@@ -133,7 +133,7 @@ export function costMarkdown(c: CostFigures, command: string): string {
       ...priced.map((p) => `**${dollars(Object.values(p).reduce((a, n) => a + n, 0))}**`),
     ],
   ];
-  return `## Operations and cost per session (issue 7)
+  return `## Operations and cost per session
 
 Measured by ${command},
 with the counting shim

@@ -1,5 +1,5 @@
 /**
- * Issue 7 (and issue 5's KV writes): what a 20-request session really costs in
+ * Cost (and KV writes): what a 20-request session really costs in
  * platform operations, counted by the counting shim around the real Worker
  * (bench/workers/counting/entry.ts; see there for what is counted and how).
  *

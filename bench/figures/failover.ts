@@ -1,5 +1,5 @@
 /**
- * Issue 3 figures: what an origin's death costs a session.
+ * Figures: what an origin's death costs a session.
  *
  * (a) Added latency of the request that fails over. Each repetition makes a
  *     new session with stored state, times normal GETs on it, then really

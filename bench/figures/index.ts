@@ -1,5 +1,5 @@
 /**
- * The figures of issues 3, 4, 5 and 7 that are timings and counts rather than
+ * The figures that are timings and counts rather than
  * throughput: failover, migration, recovery (RPO/RTO) and operations per
  * session (cost). Each group gets its own workerd (and, for failover, its own
  * origin process, whose ports it closes), configured for what it measures, and

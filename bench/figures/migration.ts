@@ -1,5 +1,5 @@
 /**
- * Issue 4 figures: operator migration of 1 KB, 100 KB and 1 MB sessions.
+ * Figures: operator migration of 1 KB, 100 KB and 1 MB sessions.
  *
  * A session is filled to the size with origin patches (at most 60,000 bytes
  * each, under MAX_PATCH_BYTES=65536), left one second for its snapshot, then

@@ -1,5 +1,5 @@
 /**
- * Issue 5 figures: recovery time and recovery point when a session's Durable
+ * Figures: recovery time and recovery point when a session's Durable
  * Object is lost, under fault injection (`POST /__edge/faults`, the edge in
  * staging with FAULT_INJECTION=true and POOL_CACHE_SECONDS=0, so a fault is
  * seen by the next request).

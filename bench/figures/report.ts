@@ -1,4 +1,4 @@
-/** docs/benchmarks.md sections for the failover, migration and recovery figures (issues 3, 4, 5). */
+/** docs/benchmarks.md sections for the failover, migration and recovery figures . */
 import type { FailoverLatency, FailoverLoad } from "./failover.ts";
 import { fmt, table } from "./format.ts";
 import type { MigrationSize } from "./migration.ts";
@@ -31,7 +31,7 @@ export function failoverMarkdown(
   }
   const after = load.failed.map((x) => x.afterKillMs);
   const total = (r: Record<string, number>) => Object.values(r).reduce((a, n) => a + n, 0);
-  return `## Failover when an origin dies (issue 3)
+  return `## Failover when an origin dies
 
 Measured by ${command},
 against the deployed bundle with ${vars(v)}, two origins on two ports of one origin process. An
@@ -120,7 +120,7 @@ export function migrationMarkdown(m: MigrationSize[], command: string, v: Record
     fmt(s.stall.reduce((a, x) => a + x.failed, 0)),
   ]);
   const problems = m.flatMap((s) => s.problems);
-  return `## Migration between regions (issue 4)
+  return `## Migration between regions
 
 Measured by ${command},
 against the deployed bundle with ${vars(v)}. Each session is filled by origin patches of at most
@@ -169,7 +169,7 @@ export function recoveryMarkdown(r: RecoveryFigures, command: string, v: Record<
   const raced = r.rpo.filter((x) => x.raced).length;
   const staleKv = r.problems.filter((p) => p.includes("KV holds")).length;
   const problems = [...r.rto.flatMap((f) => f.problems), ...r.problems];
-  return `## Recovery when a session's Durable Object is lost (issue 5)
+  return `## Recovery when a session's Durable Object is lost
 
 Measured by ${command},
 against the deployed bundle with ${vars(v)}. The home region of the sessions (enam) is made

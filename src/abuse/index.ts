@@ -3,7 +3,30 @@ import type { EdgeConfig } from "../config/index.ts";
 import { EdgeError } from "../errors.ts";
 
 /**
- * New sessions (requests with no valid token) per client address, through the
+ * Whose budget a new session comes out of: the IPv4 address, or the /64 of an
+ * IPv6 one. A single host commonly holds a whole /64 (SLAAC, privacy
+ * addresses) and can pick any address in it, so keying on the full address
+ * would give it 2^64 budgets. IPv4-mapped IPv6 counts as the IPv4 address.
+ */
+export function rateLimitKey(ip: string): string {
+  const address = ip.trim().toLowerCase().replace(/%.*$/, "");
+  if (!address.includes(":")) return address;
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/.exec(address);
+  if (mapped?.[1]) return mapped[1];
+  const [head = "", tail] = address.split("::");
+  const groupsOf = (part: string) => (part ? part.split(":") : []);
+  // A trailing dotted IPv4 part (::1.2.3.4) stands for two groups.
+  const width = (groups: string[]) => groups.reduce((n, g) => n + (g.includes(".") ? 2 : 1), 0);
+  const h = groupsOf(head);
+  const t = tail === undefined ? [] : groupsOf(tail);
+  const groups = tail === undefined ? h : [...h, ...Array(Math.max(0, 8 - width(h) - width(t))).fill("0"), ...t];
+  const prefix = groups.slice(0, 4).map((g) => (/^[0-9a-f]{1,4}$/.test(g) ? Number.parseInt(g, 16).toString(16) : g));
+  while (prefix.length < 4) prefix.push("0");
+  return `${prefix.join(":")}::/64`;
+}
+
+/**
+ * New sessions (requests with no valid token) per client address (per /64 for IPv6), through the
  * Workers rate-limiting binding NEW_SESSIONS. Requests with a valid token are
  * never counted, so a client that keeps its cookie is never limited. Without
  * the binding, or without a client address (local tests), nothing is limited.
@@ -12,7 +35,7 @@ export async function limitNewSessions(env: Env, request: Request): Promise<void
   const ip = request.headers.get("cf-connecting-ip");
   const limiter = (env as { NEW_SESSIONS?: RateLimit }).NEW_SESSIONS;
   if (!ip || !limiter) return;
-  const { success } = await limiter.limit({ key: `new-session:${ip}` });
+  const { success } = await limiter.limit({ key: `new-session:${rateLimitKey(ip)}` });
   if (!success)
     throw new EdgeError(
       "ERR_SESSION_RATE_LIMITED",

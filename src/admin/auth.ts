@@ -29,15 +29,22 @@ const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 const COOKIE_LABEL = "edge-session/admin-cookie/v1|";
 const utf8 = (s: string) => new TextEncoder().encode(s);
 
+/** Why the operator API is off; which rule the token breaks stays in the log (config_admin_invalid). */
+export function adminDisabledReason(cfg: { adminTokenInvalid: boolean }): string {
+  return cfg.adminTokenInvalid
+    ? "ADMIN_TOKEN is set but invalid (see the config_admin_invalid log line); proxying is unaffected"
+    : "ADMIN_TOKEN is not set";
+}
+
 /** The configured admin token; 503 when the operator API is disabled. */
 export function adminTokenOf(c: Context<AppEnv>): string {
-  const token = c.get("config").adminToken;
-  if (!token)
-    throw new EdgeError("ERR_ADMIN_DISABLED", "the operator API is disabled: ADMIN_TOKEN is not set", {
+  const cfg = c.get("config");
+  if (!cfg.adminToken)
+    throw new EdgeError("ERR_ADMIN_DISABLED", `the operator API is disabled: ${adminDisabledReason(cfg)}`, {
       status: 503,
       report: false,
     });
-  return token;
+  return cfg.adminToken;
 }
 
 let cachedKey: { token: string; key: Promise<CryptoKey> } | undefined;
@@ -124,7 +131,11 @@ export function requireAdmin(): MiddlewareHandler<AppEnv> {
       noAuthenticationHeader: {
         message: unauthorized("Authorization: Bearer <ADMIN_TOKEN> is required (or sign in at /__edge/)"),
       },
-      invalidAuthenticationHeader: { message: unauthorized("malformed Authorization header") },
+      // Hono answers a malformed header with 400; for the operator it is one more way of not being signed in.
+      invalidAuthenticationHeader: {
+        message: () =>
+          Response.json(unauthorized("malformed Authorization header: expected Bearer <ADMIN_TOKEN>"), { status: 401 }),
+      },
       invalidToken: { message: unauthorized("invalid admin token") },
     })(c, next);
   };

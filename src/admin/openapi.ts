@@ -10,7 +10,8 @@ export const json = <T>(schema: T, description: string) => ({
 
 export const errors = {
   400: json(ErrorSchema, "Invalid input; the message names the field"),
-  401: json(ErrorSchema, "Missing or wrong admin token"),
+  401: json(ErrorSchema, "Missing, malformed or wrong admin token"),
+  415: json(ErrorSchema, "A body that is not application/json"),
   404: json(ErrorSchema, "No such origin or session"),
   409: json(ErrorSchema, "The request conflicts with the session's state"),
   503: json(
@@ -31,9 +32,11 @@ export function validationHook(result: {
   error?: { issues: { path: PropertyKey[]; message: string }[] };
 }): void {
   if (result.success) return;
-  const issue = result.error?.issues[0];
-  const where = issue ? issuePath(issue.path) : "body";
-  throw new EdgeError("ERR_INVALID_REQUEST", `${where}: ${issue?.message ?? "invalid"}`, { status: 400 });
+  const issues = result.error?.issues ?? [];
+  const message = issues.length
+    ? issues.map((issue) => `${issuePath(issue.path)}: ${issue.message}`).join("; ")
+    : "body: invalid";
+  throw new EdgeError("ERR_INVALID_REQUEST", message, { status: 400 });
 }
 
 export type AdminApp = OpenAPIHono<AppEnv>;

@@ -2,7 +2,7 @@ import { createRoute } from "@hono/zod-openapi";
 import { EdgeError } from "../errors.ts";
 import { poolStub, refreshPoolView } from "../origins/index.ts";
 import { type AdminApp, errors, json, security } from "./openapi.ts";
-import { drainView, originsView } from "./origins.ts";
+import { drainView, originsView, statsView } from "./origins.ts";
 import {
   DrainChangeSchema,
   DrainRequestSchema,
@@ -91,16 +91,7 @@ export function registerPoolRoutes(admin: AdminApp): void {
   admin.openapi(statsRoute, async (c) => {
     const cfg = c.get("config");
     const view = await poolStub(c.env, cfg).view(cfg.origins);
-    return c.json(
-      {
-        origins: originsView(cfg, view),
-        regions: Object.entries(view.regions)
-          .filter(([, n]) => n > 0)
-          .map(([region, sessions]) => ({ region, sessions })),
-        events: view.events.map((e) => ({ ...e, at: new Date(e.at).toISOString(), detail: e.detail ?? null })),
-      },
-      200,
-    );
+    return c.json(statsView(cfg, view), 200);
   });
 
   admin.openapi(drainRoute, async (c) => {

@@ -1,5 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { LOCATION_HINTS } from "../config/schema.ts";
+import { ORIGIN_STATES } from "./health.ts";
 
 export const ErrorSchema = z
   .object({ error: z.object({ code: z.string().openapi({ example: "ERR_INVALID_REQUEST" }), message: z.string() }) })
@@ -55,12 +56,25 @@ export const OriginStatusSchema = z
     url: z.string(),
     region: z.string().nullable(),
     weight: z.number(),
+    status: z
+      .object({
+        state: z.enum(ORIGIN_STATES),
+        reason: z.string(),
+        conditions: z.array(z.enum(ORIGIN_STATES)),
+      })
+      .openapi({
+        description:
+          "One state from active checks, ejection, drain and faults, worst first: down, ejected, drained, draining, idle (weight 0), healthy. `conditions` lists every one that applies.",
+      }),
     health: z.object({
       state: z.enum(["healthy", "unhealthy"]),
       since: z.string(),
       checked: z.boolean().openapi({ description: "Whether active health checks are configured." }),
       lastCheckAt: z.string().nullable(),
       lastError: z.string().nullable(),
+      recentErrors: z
+        .array(z.object({ at: z.string(), error: z.string() }))
+        .openapi({ description: "The last failed probes, newest last; kept after a recovery." }),
     }),
     ejectedUntil: z.string().nullable(),
     takesNewSessions: z.boolean(),
@@ -99,11 +113,26 @@ export const StatsSchema = z
   .object({
     origins: z.array(OriginStatusSchema),
     regions: z.array(z.object({ region: z.string(), sessions: z.number() })),
+    totals: z
+      .object({
+        sessions: z.number(),
+        onListedOrigins: z.number(),
+        byRegion: z.number(),
+        unlisted: z.array(z.object({ id: z.string(), sessions: z.number() })),
+      })
+      .openapi({
+        description:
+          "sessions = onListedOrigins + the unlisted ones (pinned to origins no longer in ORIGINS; they move on their next request) = byRegion.",
+      }),
     events: z.array(
       z.object({
         at: z.string(),
         event: z.string().openapi({ example: "session_repinned" }),
-        oid: z.string(),
+        oid: z.string().openapi({ description: "The origin, or the fault target (origin:<id>, region:<hint>, *)." }),
+        lane: z
+          .string()
+          .nullable()
+          .openapi({ description: "The configured origin the event concerns; null for pool-wide events." }),
         detail: z.string().nullable(),
       }),
     ),

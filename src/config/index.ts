@@ -5,6 +5,7 @@ import { log } from "../log.ts";
 import { importSnapshotKey, type SnapshotKey } from "../replication/codec.ts";
 import { buildKeyRing, generateDevelopmentKeys, type KeyRing } from "../token/keys.ts";
 import {
+  AdminTokenSchema,
   EnvSchema,
   FallbackOriginSchema,
   KeySetSchema,
@@ -36,7 +37,9 @@ export interface EdgeConfig {
   isDevelopment: boolean;
   origins: OriginConfig[];
   keys: KeyRing;
+  /** Unset, or set but unusable (then adminTokenInvalid): the operator API answers 503. */
   adminToken: string | undefined;
+  adminTokenInvalid: boolean;
   cookieName: string;
   /** Seconds. */
   idleTimeout: number;
@@ -64,6 +67,8 @@ export interface EdgeConfig {
   sessionStatusHeader: boolean;
   /** Origin-issued ids the layer binds to their origin (LEARNED_AFFINITY), and the key that seals them. */
   learned: LearnedAffinity;
+  /** ORIGIN_AUTH_SECRET: sent to every origin (X-Edge-Origin-Auth) so origins can lock out direct traffic. */
+  originAuth: string | undefined;
 }
 
 export interface PoolSettings {
@@ -84,12 +89,45 @@ export interface PoolSettings {
   fallback: { id: string; url: string } | undefined;
 }
 
-/** Thrown for bad configuration; every request then gets a 500 naming the field. */
+/** One thing wrong with the configuration: the variable (with a path inside its JSON) and what is wrong. */
+export interface ConfigProblem {
+  field: string;
+  message: string;
+}
+
+/**
+ * Thrown for bad configuration; every request then gets a bare 500 ERR_CONFIG.
+ * The problems (every one found, not only the first) go to the log, never to
+ * clients: a field name or a JSON parse position is a map of the deployment.
+ */
 export class ConfigError extends EdgeError {
+  readonly problems: ConfigProblem[];
+  /** The first problem's field, for callers that name one. */
   readonly field: string;
-  constructor(field: string, message: string) {
-    super("ERR_CONFIG", `invalid configuration: ${field}: ${message}`, { status: 500, report: true });
-    this.field = field;
+  /** Every problem, one after another: for the log and for `npm run check-config`. */
+  readonly detail: string;
+  constructor(problems: ConfigProblem[]) {
+    super("ERR_CONFIG", "the layer is misconfigured; the operator's log has the details (event config_invalid)", {
+      status: 500,
+      report: true,
+    });
+    this.problems = problems;
+    this.field = problems[0]?.field ?? "env";
+    this.detail = `invalid configuration: ${problems.map((p) => `${p.field}: ${p.message}`).join("; ")}`;
+  }
+}
+
+/** Collects problems as the parse goes, so one run reports all of them. */
+class Problems {
+  readonly list: ConfigProblem[] = [];
+  add(field: string, message: string): void {
+    this.list.push({ field, message });
+  }
+  zod(root: string, error: z.ZodError): void {
+    for (const issue of error.issues) {
+      const [head, ...rest] = issue.path;
+      this.add(root ? fieldPath(root, issue.path) : fieldPath(String(head ?? "env"), rest), issue.message);
+    }
   }
 }
 
@@ -100,46 +138,40 @@ function fieldPath(root: string, path: readonly PropertyKey[]): string {
   );
 }
 
-function firstIssue(root: string, error: z.ZodError): ConfigError {
-  const issue = error.issues[0];
-  if (!issue) return new ConfigError(root, "is invalid");
-  const [head, ...rest] = issue.path;
-  return root
-    ? new ConfigError(fieldPath(root, issue.path), issue.message)
-    : new ConfigError(fieldPath(String(head ?? "env"), rest), issue.message);
-}
-
 /**
  * For secrets, only the position of a JSON syntax error is reported: V8's
- * message quotes the text around it, which would put key material in a 500
- * body and a log line.
+ * message quotes the text around it, which would put key material in a log line.
  */
-function parseJson(field: string, raw: string, secret = false): unknown {
+function parseJson(problems: Problems, field: string, raw: string, secret = false): { value: unknown } | undefined {
   try {
-    return JSON.parse(raw);
+    return { value: JSON.parse(raw) };
   } catch (e) {
     const message = (e as Error).message;
     const at = /position (\d+)/.exec(message)?.[1];
-    throw new ConfigError(
+    problems.add(
       field,
       secret ? `is not valid JSON${at ? ` (at position ${at})` : ""}` : `is not valid JSON (${message})`,
     );
+    return undefined;
   }
 }
 
 /** 32 fixed bytes, only ever used when ENVIRONMENT=development and no SNAPSHOT_KEY is set. */
 export const DEVELOPMENT_SNAPSHOT_KEY = "ZGV2ZWxvcG1lbnQtb25seS1zbmFwc2hvdC1rZXkhISE";
 
-export async function loadSnapshotKey(
+async function loadSnapshotKey(
+  problems: Problems,
   raw: string | undefined,
   isDevelopment: boolean,
-): Promise<EdgeConfig["snapshots"]> {
+): Promise<EdgeConfig["snapshots"] | undefined> {
   if (raw === undefined || raw.trim() === "") {
-    if (!isDevelopment)
-      throw new ConfigError(
+    if (!isDevelopment) {
+      problems.add(
         "SNAPSHOT_KEY",
         "is not set; set it with `wrangler secret put SNAPSHOT_KEY` (32 random bytes, base64)",
       );
+      return undefined;
+    }
     log("warn", "config_dev_snapshot_key", {
       message:
         "!!! SNAPSHOT_KEY is not set: snapshots are encrypted with a fixed development key. Never run like this in production. !!!",
@@ -149,19 +181,23 @@ export async function loadSnapshotKey(
   try {
     return { key: await importSnapshotKey(raw), generated: false };
   } catch (e) {
-    throw new ConfigError("SNAPSHOT_KEY", (e as Error).message);
+    problems.add("SNAPSHOT_KEY", (e as Error).message);
+    return undefined;
   }
 }
 
 let developmentKeys: SigningJwk[] | undefined;
 
-async function loadKeys(raw: string | undefined, isDevelopment: boolean): Promise<KeyRing> {
+async function loadKeys(
+  problems: Problems,
+  raw: string | undefined,
+  isDevelopment: boolean,
+): Promise<KeyRing | undefined> {
   if (raw === undefined || raw.trim() === "") {
-    if (!isDevelopment)
-      throw new ConfigError(
-        "SESSION_SIGNING_KEYS",
-        "is not set; set it with `wrangler secret put SESSION_SIGNING_KEYS`",
-      );
+    if (!isDevelopment) {
+      problems.add("SESSION_SIGNING_KEYS", "is not set; set it with `wrangler secret put SESSION_SIGNING_KEYS`");
+      return undefined;
+    }
     log("warn", "config_dev_signing_key", {
       message:
         "!!! SESSION_SIGNING_KEYS is not set: using a generated Ed25519 key for development. Tokens will not survive a restart. Never run like this in production. !!!",
@@ -171,24 +207,46 @@ async function loadKeys(raw: string | undefined, isDevelopment: boolean): Promis
     developmentKeys ??= generated;
     return buildKeyRing(developmentKeys, true);
   }
-  const parsed = KeySetSchema.safeParse(parseJson("SESSION_SIGNING_KEYS", raw, true));
-  if (!parsed.success) throw firstIssue("SESSION_SIGNING_KEYS", parsed.error);
+  const json = parseJson(problems, "SESSION_SIGNING_KEYS", raw, true);
+  if (!json) return undefined;
+  const parsed = KeySetSchema.safeParse(json.value);
+  if (!parsed.success) {
+    problems.zod("SESSION_SIGNING_KEYS", parsed.error);
+    return undefined;
+  }
   try {
     return await buildKeyRing(parsed.data.keys);
   } catch (e) {
-    throw new ConfigError("SESSION_SIGNING_KEYS", `a key could not be imported (${(e as Error).message})`);
+    problems.add("SESSION_SIGNING_KEYS", `a key could not be imported (${(e as Error).message})`);
+    return undefined;
   }
 }
 
-function parseFallback(raw: string | undefined, origins: OriginConfig[]): PoolSettings["fallback"] {
-  if (raw === undefined || raw.trim() === "") return undefined;
-  const parsed = FallbackOriginSchema.safeParse(parseJson("FALLBACK_ORIGIN", raw));
-  if (!parsed.success) throw firstIssue("FALLBACK_ORIGIN", parsed.error);
-  if (origins.some((o) => o.id === parsed.data.id))
-    throw new ConfigError(
-      "FALLBACK_ORIGIN.id",
-      `"${parsed.data.id}" is also in ORIGINS; the fallback must be separate`,
-    );
+function parseOrigins(problems: Problems, raw: unknown): OriginConfig[] | undefined {
+  if (typeof raw !== "string") return undefined; // EnvSchema has reported it
+  const json = parseJson(problems, "ORIGINS", raw);
+  if (!json) return undefined;
+  const origins = OriginsSchema.safeParse(json.value);
+  if (origins.success) return origins.data;
+  problems.zod("ORIGINS", origins.error);
+  return undefined;
+}
+
+function parseFallback(
+  problems: Problems,
+  raw: unknown,
+  origins: OriginConfig[] | undefined,
+): PoolSettings["fallback"] {
+  if (typeof raw !== "string" || raw.trim() === "") return undefined;
+  const json = parseJson(problems, "FALLBACK_ORIGIN", raw);
+  if (!json) return undefined;
+  const parsed = FallbackOriginSchema.safeParse(json.value);
+  if (!parsed.success) {
+    problems.zod("FALLBACK_ORIGIN", parsed.error);
+    return undefined;
+  }
+  if (origins?.some((o) => o.id === parsed.data.id))
+    problems.add("FALLBACK_ORIGIN.id", `"${parsed.data.id}" is also in ORIGINS; the fallback must be separate`);
   return parsed.data;
 }
 
@@ -201,45 +259,93 @@ function snapshotSecretBytes(raw: string | undefined): Uint8Array<ArrayBuffer> {
 }
 
 async function loadLearnedAffinity(
+  problems: Problems,
   raw: string | undefined,
   snapshotSecret: string | undefined,
   cookieName: string,
-): Promise<LearnedAffinity> {
-  const rules =
-    raw === undefined || raw.trim() === ""
-      ? []
-      : (() => {
-          const parsed = LearnedAffinitySchema.safeParse(parseJson("LEARNED_AFFINITY", raw));
-          if (!parsed.success) throw firstIssue("LEARNED_AFFINITY", parsed.error);
-          const own = parsed.data.findIndex((r) => r.cookie === cookieName);
-          if (own >= 0)
-            throw new ConfigError(`LEARNED_AFFINITY[${own}].cookie`, "is the layer's own cookie (COOKIE_NAME)");
-          return parsed.data.map(learnedRule);
-        })();
-  return { rules, key: await sealKeyFrom(snapshotSecretBytes(snapshotSecret)) };
+): Promise<LearnedAffinity | undefined> {
+  const key = async () => sealKeyFrom(snapshotSecretBytes(snapshotSecret));
+  if (raw === undefined || raw.trim() === "") return { rules: [], key: await key() };
+  const json = parseJson(problems, "LEARNED_AFFINITY", raw);
+  if (!json) return undefined;
+  const parsed = LearnedAffinitySchema.safeParse(json.value);
+  if (!parsed.success) {
+    problems.zod("LEARNED_AFFINITY", parsed.error);
+    return undefined;
+  }
+  const own = parsed.data.findIndex((r) => r.cookie === cookieName);
+  if (own >= 0) {
+    problems.add(`LEARNED_AFFINITY[${own}].cookie`, "is the layer's own cookie (COOKIE_NAME)");
+    return undefined;
+  }
+  return { rules: parsed.data.map(learnedRule), key: await key() };
 }
 
-export async function parseConfig(env: Record<string, unknown>): Promise<EdgeConfig> {
+/**
+ * The admin token concerns the operator API only: a bad one disables that API
+ * (503) and leaves proxying alone, rather than failing every request.
+ */
+function checkAdminToken(raw: unknown): { token?: string; problem?: string } {
+  if (raw === undefined || raw === "") return {};
+  const parsed = AdminTokenSchema.safeParse(raw);
+  if (parsed.success) return { token: parsed.data };
+  return { problem: parsed.error.issues.map((i) => i.message).join("; ") };
+}
+
+/** Everything wrong with `env` at once, and the config when nothing is. */
+export interface ConfigCheck {
+  config?: EdgeConfig;
+  problems: ConfigProblem[];
+  /** Problems that only disable the operator API. */
+  operatorProblems: ConfigProblem[];
+}
+
+export async function checkConfig(env: Record<string, unknown>): Promise<ConfigCheck> {
+  const problems = new Problems();
   const parsed = EnvSchema.safeParse(env);
-  if (!parsed.success) throw firstIssue("", parsed.error);
+  if (!parsed.success) problems.zod("", parsed.error);
+  // The derived values are checked even when a plain one is wrong, so one run names every problem.
+  const environment = parsed.success ? parsed.data.ENVIRONMENT : env.ENVIRONMENT;
+  const isDevelopment = environment === "development";
+  const asString = (v: unknown) => (typeof v === "string" ? v : undefined);
+  const origins = parseOrigins(problems, env.ORIGINS);
+  const keys = await loadKeys(problems, asString(env.SESSION_SIGNING_KEYS), isDevelopment);
+  const snapshots = await loadSnapshotKey(problems, asString(env.SNAPSHOT_KEY), isDevelopment);
+  const fallback = parseFallback(problems, env.FALLBACK_ORIGIN, origins);
+  const admin = checkAdminToken(env.ADMIN_TOKEN);
+  const operatorProblems = admin.problem ? [{ field: "ADMIN_TOKEN", message: admin.problem }] : [];
+  const cookieName = parsed.success ? parsed.data.COOKIE_NAME : asString(env.COOKIE_NAME);
+  const learned = await loadLearnedAffinity(
+    problems,
+    asString(env.LEARNED_AFFINITY),
+    asString(env.SNAPSHOT_KEY),
+    cookieName ?? "",
+  );
+  if (!parsed.success || !origins || !keys || !snapshots || !learned)
+    return { problems: problems.list, operatorProblems };
   const raw = parsed.data;
-  const origins = OriginsSchema.safeParse(parseJson("ORIGINS", raw.ORIGINS));
-  if (!origins.success) throw firstIssue("ORIGINS", origins.error);
   if (raw.SESSION_ABSOLUTE_TIMEOUT < raw.SESSION_IDLE_TIMEOUT)
-    throw new ConfigError("SESSION_ABSOLUTE_TIMEOUT", "must not be shorter than SESSION_IDLE_TIMEOUT");
+    problems.add("SESSION_ABSOLUTE_TIMEOUT", "must not be shorter than SESSION_IDLE_TIMEOUT");
+  if (problems.list.length) return { problems: problems.list, operatorProblems };
   if (raw.COOKIE_NAME.startsWith("__Host-") === false && raw.ENVIRONMENT === "production")
     log("warn", "config_cookie_prefix", {
       message: "COOKIE_NAME has no __Host- prefix; the cookie can be set by subdomains",
     });
-  const isDevelopment = raw.ENVIRONMENT === "development";
-  if (!raw.ADMIN_TOKEN)
+  if (admin.problem)
+    log("error", "config_admin_invalid", {
+      code: "ERR_ADMIN_DISABLED",
+      field: "ADMIN_TOKEN",
+      message: `ADMIN_TOKEN ${admin.problem}: the operator API answers 503 until it is fixed; proxying is unaffected`,
+    });
+  else if (!admin.token)
     log("warn", "config_admin_disabled", { message: "ADMIN_TOKEN is not set: /__edge/ answers 503" });
-  return {
+  const config: EdgeConfig = {
     environment: raw.ENVIRONMENT,
     isDevelopment,
-    origins: origins.data,
-    keys: await loadKeys(raw.SESSION_SIGNING_KEYS, isDevelopment),
-    adminToken: raw.ADMIN_TOKEN,
+    origins,
+    keys,
+    adminToken: admin.token,
+    adminTokenInvalid: Boolean(admin.problem),
     cookieName: raw.COOKIE_NAME,
     idleTimeout: raw.SESSION_IDLE_TIMEOUT,
     absoluteTimeout: raw.SESSION_ABSOLUTE_TIMEOUT,
@@ -255,8 +361,8 @@ export async function parseConfig(env: Record<string, unknown>): Promise<EdgeCon
       sessionDepth: raw.MAX_SESSION_DEPTH,
     },
     defaultRegion: raw.DEFAULT_REGION,
-    snapshots: await loadSnapshotKey(raw.SNAPSHOT_KEY, isDevelopment),
-    learned: await loadLearnedAffinity(raw.LEARNED_AFFINITY, raw.SNAPSHOT_KEY, raw.COOKIE_NAME),
+    snapshots,
+    learned,
     sessionTimeoutMs: raw.SESSION_TIMEOUT_MS,
     // Fault injection is a development and test tool; a production deployment ignores the flag.
     faultInjection: isDevelopment || (raw.FAULT_INJECTION && raw.ENVIRONMENT !== "production"),
@@ -269,6 +375,7 @@ export async function parseConfig(env: Record<string, unknown>): Promise<EdgeCon
     clientBinding: raw.CLIENT_BINDING,
     users: { maxSessions: raw.MAX_SESSIONS_PER_USER },
     sessionStatusHeader: raw.SESSION_STATUS_HEADER ?? isDevelopment,
+    originAuth: raw.ORIGIN_AUTH_SECRET,
     pool: {
       name: raw.POOL_NAME,
       cacheSeconds: raw.POOL_CACHE_SECONDS,
@@ -283,12 +390,22 @@ export async function parseConfig(env: Record<string, unknown>): Promise<EdgeCon
       originTimeout: raw.ORIGIN_TIMEOUT,
       retryBodyMaxBytes: raw.RETRY_BODY_MAX_BYTES,
       boundedLoadFactor: raw.BOUNDED_LOAD_FACTOR,
-      fallback: parseFallback(raw.FALLBACK_ORIGIN, origins.data),
+      fallback,
     },
   };
+  return { config, problems: [], operatorProblems };
+}
+
+/** The config, or a ConfigError carrying every problem found. */
+export async function parseConfig(env: Record<string, unknown>): Promise<EdgeConfig> {
+  const { config, problems } = await checkConfig(env);
+  if (!config) throw new ConfigError(problems);
+  return config;
 }
 
 const CONFIG_KEYS = Object.keys(EnvSchema.shape);
+/** Every variable the layer reads (vars and secrets). */
+export const CONFIG_NAMES: readonly string[] = CONFIG_KEYS;
 /** Resolved outcomes only, never a pending parse: see loadConfig. */
 const cache = new Map<string, EdgeConfig | ConfigError>();
 /** The env object a request brings is usually the same object every time: a cheap first lookup. */
@@ -320,7 +437,7 @@ export async function loadConfig(env: object): Promise<EdgeConfig> {
         if (cache.size >= 16) cache.clear();
         cache.set(cacheKey, outcome);
         if (outcome instanceof ConfigError)
-          log("error", "config_invalid", { code: outcome.code, field: outcome.field, message: outcome.message });
+          log("error", "config_invalid", { code: outcome.code, message: outcome.detail, problems: outcome.problems });
       }
       outcome = cache.get(cacheKey) ?? outcome;
     }

@@ -101,12 +101,16 @@ export const KeySetSchema = z
 const seconds = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const bool = z.enum(["true", "false", "1", "0"]).transform((s) => s === "true" || s === "1");
 
+/** RFC 6750 token68 without the padding: what `Authorization: Bearer` can carry (and Hono's bearerAuth accepts). */
+export const ADMIN_TOKEN_CHARACTERS = /^[A-Za-z0-9._~+/-]+$/;
+
 /** The Worker's vars and secrets, as strings, before anything is derived from them. */
 export const EnvSchema = z.object({
   ENVIRONMENT: z.enum(["development", "staging", "production"]).default("production"),
   ORIGINS: z.string({ error: "is required (a JSON array of origins)" }),
   SESSION_SIGNING_KEYS: z.string().optional(),
-  ADMIN_TOKEN: z.string().min(24, "must be at least 24 characters").optional(),
+  /** Checked apart (AdminTokenSchema): a bad admin token disables the operator API, not the layer. */
+  ADMIN_TOKEN: z.string().optional(),
   COOKIE_NAME: z.string().regex(COOKIE_TOKEN, "must be an RFC 6265 cookie name").default("__Host-edge-session"),
   SESSION_IDLE_TIMEOUT: seconds(10, 30 * 86400).default(1800),
   SESSION_ABSOLUTE_TIMEOUT: seconds(10, 400 * 86400).default(28800),
@@ -156,6 +160,15 @@ export const EnvSchema = z.object({
   SESSION_STATUS_HEADER: bool.optional(),
   /** JSON array of ids origins issue (response header or cookie) that the layer binds to them. */
   LEARNED_AFFINITY: z.string().optional(),
+  /** Sent to origins in X-Edge-Origin-Auth so they can refuse requests that did not come through the layer. */
+  ORIGIN_AUTH_SECRET: z.preprocess(
+    (v) => (v === "" ? undefined : v),
+    z
+      .string()
+      .min(32, "must be at least 32 characters")
+      .regex(ADMIN_TOKEN_CHARACTERS, "may only hold the characters A-Z a-z 0-9 . _ ~ + / -")
+      .optional(),
+  ),
 });
 /** RFC 9110 field-name (a token), kept to what a learned id can sensibly travel in. */
 const HEADER_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$/;
@@ -207,6 +220,10 @@ export const LearnedAffinitySchema = z
     });
   });
 
+export const AdminTokenSchema = z
+  .string()
+  .min(24, "must be at least 24 characters")
+  .regex(ADMIN_TOKEN_CHARACTERS, "may only hold the characters A-Z a-z 0-9 . _ ~ + / -");
 export const FallbackOriginSchema = z.strictObject({ id: OriginSchema.shape.id, url: originUrl });
 
 export type RawEnvConfig = z.output<typeof EnvSchema>;

@@ -1,6 +1,7 @@
 import { DurableObject } from "cloudflare:workers";
 import type { OriginConfig } from "../config/index.ts";
 import { log } from "../log.ts";
+import { ORIGIN_AUTH_HEADER } from "../proxy/headers.ts";
 import type {
   DrainState,
   Fault,
@@ -34,6 +35,7 @@ export const ISOLATE_REPORT_TTL_MS = 30_000;
 
 const KEY = "pool";
 const MAX_EVENTS = 200;
+const RECENT_PROBE_ERRORS = 5;
 
 /** The control plane's RPC surface, as the Worker calls it. */
 export interface PoolRpc {
@@ -232,7 +234,10 @@ export class PoolObject extends DurableObject<Env> implements PoolRpc {
     const health = o.health;
     if (!health) return { ok: true };
     try {
+      // Same env as the Worker: origins that lock out direct traffic see the layer's secret on probes too.
+      const secret = (this.env as { ORIGIN_AUTH_SECRET?: string }).ORIGIN_AUTH_SECRET;
       const res = await fetch(`${o.url}${health.path}`, {
+        headers: secret ? { [ORIGIN_AUTH_HEADER]: secret } : {},
         signal: AbortSignal.timeout(health.timeout),
         redirect: "manual",
       });
@@ -282,6 +287,7 @@ export class PoolObject extends DurableObject<Env> implements PoolRpc {
       h.failures += 1;
       h.successes = 0;
       h.lastError = result.error ?? "failed";
+      h.recentErrors = [...(h.recentErrors ?? []), { at: now, error: h.lastError }].slice(-RECENT_PROBE_ERRORS);
       if (h.state === "healthy" && h.failures >= fall) {
         Object.assign(h, { state: "unhealthy", since: now, failures: 0 });
         this.#event(state, "origin_unhealthy", oid, h.lastError);

@@ -8,6 +8,8 @@ export interface OriginHealth {
   failures: number;
   lastCheckAt?: number;
   lastError?: string;
+  /** The last few failed probes, newest last, kept after the origin recovers: what the operator reads first. */
+  recentErrors?: { at: number; error: string }[];
 }
 
 export interface DrainState {

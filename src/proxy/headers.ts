@@ -21,9 +21,17 @@ const HOP_BY_HOP = new Set([
  * (X-Edge-Session*) or about where it came from (Forwarded, X-Forwarded-*) is
  * dropped, and only what the layer itself adds reaches the origin.
  */
+/**
+ * The shared secret that proves to an origin that a request came through the
+ * layer (ORIGIN_AUTH_SECRET). Client-sent copies are dropped like any header
+ * the layer owns.
+ */
+export const ORIGIN_AUTH_HEADER = "x-edge-origin-auth";
+
 function isClientControlled(name: string): boolean {
   return (
     name.startsWith("x-edge-session") ||
+    name === ORIGIN_AUTH_HEADER ||
     name.startsWith("x-edge-dev-") ||
     name === "forwarded" ||
     name.startsWith("x-forwarded-")

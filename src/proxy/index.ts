@@ -4,7 +4,7 @@ import { log } from "../log.ts";
 import { type LiveSession, startSession } from "../session/index.ts";
 import { JURISDICTION_REGIONS } from "../session/migration.ts";
 import { type ForwardedClaims, type ForwardedSigner, issueAffinityToken } from "../token/index.ts";
-import { cleanResponseHeaders, isWebSocketUpgrade, upstreamRequestHeaders } from "./headers.ts";
+import { cleanResponseHeaders, isWebSocketUpgrade, ORIGIN_AUTH_HEADER, upstreamRequestHeaders } from "./headers.ts";
 import { type TokenMode, writeToken } from "./transport.ts";
 
 export { isLogoutAll, parseDirectives } from "./directives.ts";
@@ -34,7 +34,7 @@ export async function upstreamHeaders(
   s: LiveSession,
 ): Promise<Headers> {
   const url = new URL(request.url);
-  return upstreamRequestHeaders(request.headers, {
+  const headers = upstreamRequestHeaders(request.headers, {
     cookieName: cfg.cookieName,
     sessionHeader: await signer.sign(forwardedClaims(cfg, s)),
     forwarded: {
@@ -44,6 +44,8 @@ export async function upstreamHeaders(
     },
     webSocket: isWebSocketUpgrade(request.headers),
   });
+  if (cfg.originAuth) headers.set(ORIGIN_AUTH_HEADER, cfg.originAuth);
+  return headers;
 }
 
 /** Seconds until the session's token must expire: the idle timeout, capped by the absolute lifetime. */

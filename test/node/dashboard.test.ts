@@ -97,6 +97,7 @@ describe.skipIf(missing !== undefined)("dashboard in headless Chromium", () => {
     const card = page.locator('[data-origin="origin-a"]');
     await card.getByLabel("drain deadline in seconds").fill("60");
     await card.getByRole("button", { name: "Drain", exact: true }).click();
+    await card.getByRole("button", { name: "Confirm drain" }).click();
     await card.locator("[data-pill=draining]").waitFor();
     expect(await card.getAttribute("data-state")).toBe("draining");
     await card.getByRole("button", { name: "Undrain" }).waitFor();
@@ -105,7 +106,7 @@ describe.skipIf(missing !== undefined)("dashboard in headless Chromium", () => {
     const left = Date.parse(a?.drain?.deadline ?? "") - Date.now();
     expect(left).toBeGreaterThan(30_000);
     expect(left).toBeLessThanOrEqual(60_000);
-    await expect.poll(() => page.locator("[data-kpi=draining] b").textContent()).toBe("1");
+    await expect.poll(() => page.locator("[data-kpi=drained] b").textContent()).toBe("2");
 
     await mkdir(RESULTS, { recursive: true });
     await page.screenshot({ path: join(RESULTS, "dashboard.png"), fullPage: true });

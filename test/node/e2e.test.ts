@@ -21,6 +21,7 @@ import { startWranglerDev, type WranglerDev } from "./support/wrangler-dev.ts";
 const COOKIE = "__Host-edge-session";
 const KID = "e2e-ed-1";
 const ADMIN_TOKEN = randomBytes(24).toString("base64url");
+const ORIGIN_AUTH_SECRET = randomBytes(32).toString("base64url");
 
 let origins: RunningOrigin[] = [];
 let layer: WranglerDev | undefined;
@@ -33,10 +34,16 @@ beforeAll(async () => {
   layer = await startWranglerDev({
     vars: {
       ENVIRONMENT: "development",
-      ORIGINS: JSON.stringify(origins.map((o) => ({ id: o.id, url: o.url }))),
-      SESSION_SIGNING_KEYS: JSON.stringify(signingKeys),
-      ADMIN_TOKEN,
+      // origin-a is probed every second: probes must carry the origin-auth secret too.
+      ORIGINS: JSON.stringify(
+        origins.map((o, i) => ({
+          id: o.id,
+          url: o.url,
+          ...(i === 0 ? { health: { path: "/healthz", interval: 1 } } : {}),
+        })),
+      ),
     },
+    secrets: { SESSION_SIGNING_KEYS: JSON.stringify(signingKeys), ADMIN_TOKEN, ORIGIN_AUTH_SECRET },
   });
   verify = createEdgeSessionVerifier({ jwksUrl: layer.jwksUrl });
 });
@@ -304,5 +311,23 @@ describe("edge-session under wrangler dev", () => {
     expect(revoked.status).toBe(200);
     expect(await revoked.json()).toMatchObject({ revoked: 2, pending: 0 });
     for (const c of [phone, laptop]) expect(verified(await c.send("/")).sub).toBeUndefined();
+  });
+});
+
+describe("origins locked to the layer", () => {
+  it("every request an origin receives, health probes included, carries the shared secret", async () => {
+    const res = await fetch(`${edge().url}/locked`, { headers: { "x-edge-session-token": "new" } });
+    const echo = (await res.json()) as RecordedRequest;
+    expect(echo.headers["x-edge-origin-auth"]).toBe(ORIGIN_AUTH_SECRET);
+    const [a] = origins;
+    const deadline = Date.now() + 15_000;
+    let probes: RecordedRequest[] = [];
+    while (!probes.length && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+      const seen = (await (await fetch(`${a?.url}/__origin/requests`)).json()) as RecordedRequest[];
+      probes = seen.filter((r) => r.url === "/healthz");
+    }
+    expect(probes.length).toBeGreaterThan(0);
+    for (const p of probes) expect(p.headers["x-edge-origin-auth"]).toBe(ORIGIN_AUTH_SECRET);
   });
 });

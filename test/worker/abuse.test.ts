@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { rateLimitKey } from "../../src/abuse/index.ts";
 import { BrowserClient, edgeEnv } from "./harness.ts";
 import { forwardedOf } from "./tokens.ts";
 
@@ -67,5 +68,37 @@ describe("client binding (CLIENT_BINDING)", () => {
     });
     expect(refused.status).toBe(401);
     expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("ERR_TOKEN_BINDING");
+  });
+});
+
+describe("the new-session limit and IPv6", () => {
+  it("counts every address of one /64 against one limit, and another /64 apart", async () => {
+    const net = `2001:db8:${Math.floor(Math.random() * 0xffff).toString(16)}:42`;
+    const statuses: number[] = [];
+    // Privacy addresses: a new one for every request, all in one /64 (the test limit is 5 a minute).
+    for (let i = 1; i <= 12; i++) {
+      const ip = `${net}:${i.toString(16)}:${(i * 7919).toString(16)}::${i}`;
+      statuses.push((await new BrowserClient().send("/", { headers: { "cf-connecting-ip": ip } })).status);
+    }
+    expect(statuses.filter((s) => s === 200)).toHaveLength(5);
+    expect(statuses.slice(5).every((s) => s === 429)).toBe(true);
+    const neighbour = `2001:db8:${Math.floor(Math.random() * 0xffff).toString(16)}:43::1`;
+    expect((await new BrowserClient().send("/", { headers: { "cf-connecting-ip": neighbour } })).status).toBe(200);
+  });
+
+  it("keys by /64 however the address is written", () => {
+    const key = "2001:db8:0:42::/64";
+    for (const ip of [
+      "2001:db8::42:1:2:3:4",
+      "2001:0db8:0000:0042:ffff:ffff:ffff:ffff",
+      "2001:DB8:0:42::1",
+      "2001:db8:0:42::1.2.3.4",
+      "2001:db8:0:42::1%eth0",
+    ])
+      expect(rateLimitKey(ip), ip).toBe(key);
+    expect(rateLimitKey("2001:db8:0:43::1")).not.toBe(key);
+    expect(rateLimitKey("::ffff:192.0.2.7")).toBe("192.0.2.7");
+    expect(rateLimitKey("192.0.2.7")).toBe("192.0.2.7");
+    expect(rateLimitKey("::1")).toBe("0:0:0:0::/64");
   });
 });

@@ -3,6 +3,8 @@ import { ADMIN_TOKEN, BASE, BrowserClient, callWorker, edgeEnv } from "./harness
 
 afterEach(() => vi.restoreAllMocks());
 
+const PUBLIC_CONFIG_MESSAGE = "the layer is misconfigured; the operator's log has the details (event config_invalid)";
+
 async function errorFor(overrides: Record<string, string | undefined>, path = "/") {
   const res = await callWorker(
     new Request(`${BASE}${path}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }),
@@ -62,27 +64,49 @@ describe("configuration is validated, and a bad value is named", () => {
     ],
     ["a cookie name with a space", { COOKIE_NAME: "bad name" }, /COOKIE_NAME/],
     ["an unknown ENVIRONMENT", { ENVIRONMENT: "prod" }, /ENVIRONMENT/],
-    ["a short ADMIN_TOKEN", { ADMIN_TOKEN: "short" }, /ADMIN_TOKEN: must be at least 24 characters/],
     ["a MAX_SESSION_DEPTH past what every codec carries", { MAX_SESSION_DEPTH: "5000" }, /MAX_SESSION_DEPTH/],
     ["STRICT_TOKENS that is not a boolean", { STRICT_TOKENS: "yes" }, /STRICT_TOKENS/],
     ["no signing key outside development", { SESSION_SIGNING_KEYS: undefined }, /SESSION_SIGNING_KEYS: is not set/],
   ];
 
   it.each(cases)(
-    "%s: every request gets a 500 naming the field, and a log line says so",
+    "%s: every request gets a bare 500 ERR_CONFIG, and the log names the field",
     async (_name, overrides, pattern) => {
       const logged = vi.spyOn(console, "error").mockImplementation(() => {});
       for (const path of ["/", "/.well-known/edge-session/jwks.json", "/__edge/status"]) {
         const { status, body } = await errorFor(overrides, path);
         expect(status).toBe(500);
-        expect(body.error.code).toBe("ERR_CONFIG");
-        expect(body.error.message).toMatch(pattern);
+        expect(body.error).toEqual({ code: "ERR_CONFIG", message: PUBLIC_CONFIG_MESSAGE });
       }
       const lines = logged.mock.calls.map((c) => JSON.parse(String(c[0])) as Record<string, unknown>);
       const line = lines.find((l) => l.event === "config_invalid");
       expect(line?.message).toMatch(pattern);
     },
   );
+
+  it("names every problem at once in the log, and none of them to the client", async () => {
+    const logged = vi.spyOn(console, "error").mockImplementation(() => {});
+    const { status, body } = await errorFor({
+      ORIGINS: '[{"id":"a","url":"ftp://x"},{"id":"b","url":"http://y","weight":-1}]',
+      SESSION_IDLE_TIMEOUT: "soon",
+      COOKIE_NAME: "bad name",
+      SESSION_SIGNING_KEYS: '{"keys":[{"kty":"oct","kid":"h","k":"c2hvcnQ"}]}',
+      SNAPSHOT_KEY: "too-short",
+    });
+    expect(status).toBe(500);
+    expect(body.error).toEqual({ code: "ERR_CONFIG", message: PUBLIC_CONFIG_MESSAGE });
+    const line = logged.mock.calls
+      .map((c) => JSON.parse(String(c[0])) as { event: string; problems?: { field: string }[] })
+      .find((l) => l.event === "config_invalid");
+    expect(line?.problems?.map((p) => p.field).sort()).toEqual([
+      "COOKIE_NAME",
+      "ORIGINS[0].url",
+      "ORIGINS[1].weight",
+      "SESSION_IDLE_TIMEOUT",
+      "SESSION_SIGNING_KEYS.keys[0].k",
+      "SNAPSHOT_KEY",
+    ]);
+  });
 
   it("in development with no signing key, serves with a generated key and warns loudly", async () => {
     const warned = vi.spyOn(console, "warn").mockImplementation(() => {});
@@ -141,5 +165,40 @@ describe("/__edge/status", () => {
     );
     expect(res.status).toBe(503);
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe("ERR_ADMIN_DISABLED");
+  });
+});
+
+describe("a bad ADMIN_TOKEN disables the operator API, never the layer", () => {
+  const bad: [string, string, RegExp][] = [
+    ["too short", "short-token", /must be at least 24 characters/],
+    ["a character outside A-Za-z0-9._~+/-", "admin-token-with-a-space inside", /may only hold the characters/],
+    ["base64 padding", "YWRtaW4tdG9rZW4tMDEyMzQ1Njc4OQ==", /may only hold the characters/],
+  ];
+
+  it.each(bad)("%s: proxied traffic stays 200, /__edge/ answers 503 and the log says why", async (_n, token, why) => {
+    const logged = vi.spyOn(console, "error").mockImplementation(() => {});
+    const env = edgeEnv({ ADMIN_TOKEN: token });
+    const client = new BrowserClient(env);
+    const first = await client.echo();
+    expect(first.res.status).toBe(200);
+    expect((await client.echo()).echo.origin).toBe(first.echo.origin);
+    const jwks = await callWorker(new Request(`${BASE}/.well-known/edge-session/jwks.json`), env);
+    expect(jwks.status).toBe(200);
+    for (const auth of [`Bearer ${token}`, `Bearer ${ADMIN_TOKEN}`]) {
+      const res = await callWorker(new Request(`${BASE}/__edge/status`, { headers: { authorization: auth } }), env);
+      expect(res.status).toBe(503);
+      const body = (await res.json()) as { error: { code: string; message: string } };
+      expect(body.error.code).toBe("ERR_ADMIN_DISABLED");
+      expect(body.error.message).toMatch(/ADMIN_TOKEN is set but invalid/);
+      expect(body.error.message).not.toContain(token);
+    }
+    const page = await callWorker(new Request(`${BASE}/__edge/`), env);
+    expect(page.status).toBe(503);
+    expect(await page.text()).toMatch(/ADMIN_TOKEN is set but invalid/);
+    const line = logged.mock.calls
+      .map((c) => JSON.parse(String(c[0])) as { event: string; message?: string })
+      .find((l) => l.event === "config_admin_invalid");
+    expect(line?.message).toMatch(why);
+    expect(line?.message).not.toContain(token);
   });
 });

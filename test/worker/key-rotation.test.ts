@@ -1,5 +1,5 @@
 /**
- * Key rotation end to end (issue 8 §1; runbook in docs/keys.md), through the real
+ * Key rotation end to end (runbook in docs/keys.md), through the real
  * Worker, with real Durable Objects and origins. SESSION_SIGNING_KEYS is a
  * private JWK Set: the first key signs, every key verifies, public members are
  * published at /.well-known/edge-session/jwks.json.

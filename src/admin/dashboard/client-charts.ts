@@ -104,8 +104,8 @@ const hhmmss = (ms) => new Date(ms).toLocaleTimeString([], { hour12: false });
 
 /** One lane per origin; re-pins are arrows from the origin a session left to the one it went to. */
 function timelineChart(el, events, origins, now) {
+  // One lane per configured origin, nothing else: callers pass only events that belong to one (e.lane).
   const ids = origins.map((o) => o.id);
-  for (const e of events) if (!ids.includes(e.oid)) ids.push(e.oid);
   const oldest = events.length ? Math.min(...events.map((e) => Date.parse(e.at))) : now;
   const minutes = WINDOWS.find((m) => m * 60000 >= (now - oldest) * 1.05) || WINDOWS[WINDOWS.length - 1];
   const t0 = now - minutes * 60000, W = widthOf(el, 900), LW = 118, RW = 14, LH = 30, AX = 24;
@@ -141,8 +141,8 @@ function timelineChart(el, events, origins, now) {
     if (t < t0) continue;
     const cat = categoryOf(e.event), to = /\u2192\s*(\S+)/.exec(e.detail || "");
     const moves = cat.key === "move" || cat.key === "migration";
-    const target = moves && to && ids.includes(to[1]) && to[1] !== e.oid ? to[1] : null;
-    const slot = e.oid + "|" + Math.round(x(t) / 8), k = [slot, e.event, target].join("|");
+    const target = moves && to && ids.includes(to[1]) && to[1] !== e.lane ? to[1] : null;
+    const slot = e.lane + "|" + Math.round(x(t) / 8), k = [slot, e.event, target].join("|");
     const m = marks.get(k) || { e, t, cat, target, slot, n: 0, details: [] };
     m.n += 1;
     if (m.details.length < 8) m.details.push(hhmm(t) + " " + e.event + " " + e.oid + (e.detail ? ": " + e.detail : ""));
@@ -153,7 +153,7 @@ function timelineChart(el, events, origins, now) {
   for (const m of marks.values()) slots.set(m.slot, (slots.get(m.slot) || []).concat([m]));
   for (const m of marks.values()) {
     const group = slots.get(m.slot), i = group.indexOf(m);
-    const cx = Math.min(W - RW, x(m.t) + (i - (group.length - 1)) * 20), y = laneY(m.e.oid);
+    const cx = Math.min(W - RW, x(m.t) + (i - (group.length - 1)) * 20), y = laneY(m.e.lane);
     const g = svg("g", { "data-event": m.e.event });
     if (m.target) {
       const ty = laneY(m.target), dir = ty > y ? 1 : -1;

@@ -10,7 +10,6 @@ import { USERS_JS } from "./client-users.ts";
  * and setAttribute only (no innerHTML), so ids and event details cannot inject
  * markup, and the page's CSP allows no inline script or style.
  */
-// biome-ignore lint/complexity/noUselessStringRaw: browser source, raw so that a backslash means what it says there
 const CORE_JS = String.raw`
 const API = "/__edge/";
 const REFRESH_MS = 3000;
@@ -31,7 +30,12 @@ function span(ms) {
   const s = Math.max(0, Math.round(ms / 1000));
   return s < 90 ? s + " s" : s < 5400 ? Math.round(s / 60) + " min" : Math.round(s / 3600) + " h";
 }
+// Human times: "2 min ago", "in 45 s"; the exact clock time is in the element's title.
+const ago = (ms, now) => (now - ms < 5000 ? "just now" : span(now - ms) + " ago");
+const inFuture = (ms, now) => (ms - now < 1000 ? "now" : "in " + span(ms - now));
 const plural = (n, one, many) => n + " " + (n === 1 ? one : many);
+// "1 session moves", "3 sessions move".
+const sessionsThat = (n, verb, verbs) => plural(n, "session", "sessions") + " " + (n === 1 ? verbs : verb);
 
 if (document.body.dataset.view === "signin") {
   // A link from another site arrives without the SameSite=Strict cookie. A same-origin
@@ -85,13 +89,10 @@ function live() {
   $("updated").textContent = lastOk ? "live · updated " + clock(lastOk) + (age > STALE_MS ? " (" + span(age) + " ago)" : "") : "connecting…";
 }
 
-function stateOf(o, now) {
-  if (o.health.state === "unhealthy") return "unhealthy";
-  if (o.ejectedUntil && Date.parse(o.ejectedUntil) > now) return "ejected";
-  if (o.drain) return o.drain.status === "complete" ? "drained" : "draining";
-  return o.takesNewSessions ? "healthy" : "idle";
-}
-const STATE_COLOR = { healthy: "#15803d", unhealthy: "#d92d20", ejected: "#e8590c", draining: "#dc8a04", drained: "#98a2b3", idle: "#98a2b3" };
+// The state comes from the server (src/admin/health.ts), derived once from checks, ejection, drain and faults.
+const stateOf = (o) => o.status.state;
+const STATE_COLOR = { healthy: "#15803d", down: "#d92d20", ejected: "#e8590c", draining: "#dc8a04", drained: "#98a2b3", idle: "#98a2b3" };
+const STATE_LABEL = { healthy: "Healthy", down: "Down", ejected: "Ejected", draining: "Draining", drained: "Drained", idle: "No new sessions" };
 
 function render() {
   const now = Date.now();
@@ -121,17 +122,20 @@ function renderMeta() {
 }
 
 function renderKpis(now) {
-  const o = stats.origins, total = o.reduce((n, x) => n + x.sessions, 0);
-  const healthy = o.filter((x) => x.health.state === "healthy").length;
-  const draining = o.filter((x) => x.drain && x.drain.status === "draining").length;
-  const ejected = o.filter((x) => stateOf(x, now) === "ejected").length;
+  const o = stats.origins;
+  // Every origin counts in exactly one tile: the tiles add up to the number of origins.
+  const count = (...states) => o.filter((x) => states.includes(stateOf(x))).length;
+  const healthy = count("healthy"), down = count("down"), ejected = count("ejected");
+  const drained = count("draining", "drained"), idle = count("idle");
   const recent = stats.events.filter((e) => now - Date.parse(e.at) < 15 * 60000).length;
   const tile = (key, value, label, cls) => h("div", { class: "kpi " + (cls || ""), "data-kpi": key }, [h("b", { text: value }), h("span", { text: label })]);
   $("kpis").replaceChildren(
-    tile("sessions", total, "live sessions"),
+    tile("sessions", stats.totals.sessions, "live sessions"),
     tile("healthy", healthy + " / " + o.length, "origins healthy", healthy < o.length ? "bad" : ""),
-    tile("draining", draining, "origins draining", draining ? "warn" : ""),
+    tile("down", down, "origins down", down ? "bad" : ""),
     tile("ejected", ejected, "origins ejected", ejected ? "bad" : ""),
+    tile("drained", drained, "origins draining or drained", drained ? "warn" : ""),
+    ...(idle ? [tile("idle", idle, "origins at weight 0")] : []),
     tile("events", recent, "events in the last 15 min"),
   );
 }
@@ -149,13 +153,16 @@ function cardFor(o) {
   c.progress = h("div", { class: "progress", hidden: "" }, [c.bar]);
   c.seconds = h("input", { type: "number", min: 0, max: 2592000, value: 60, "aria-label": "drain deadline in seconds", title: "Seconds until its sessions move; empty: no deadline" });
   c.drainButton = h("button", { class: "warn", type: "submit", text: "Drain" });
-  c.form = h("form", { onsubmit: (ev) => { ev.preventDefault(); drain(o.id, c); } }, [c.drainButton, h("span", { text: "in" }), c.seconds, h("span", { text: "s" })]);
+  // Draining moves live sessions: the button asks first, and the change happens on "Confirm drain".
+  c.form = h("form", { onsubmit: (ev) => { ev.preventDefault(); askDrain(o.id, c); } }, [c.drainButton, h("span", { text: "in" }), c.seconds, h("span", { text: "s" })]);
+  c.confirm = h("div", { class: "confirm", hidden: "" });
   c.undrainButton = h("button", { class: "undo", type: "button", text: "Undrain", onclick: () => act(c, o.id, "undrain") });
+  c.errors = h("ol", { class: "probe-errors", "data-field": "probe-errors", hidden: "" });
   c.root = h("article", { class: "card", "data-origin": o.id }, [
     h("div", { class: "head" }, [h("span", { class: "id", text: o.id }), c.pills]),
     c.url,
     h("div", { class: "count" }, [c.count, h("small", { text: " live sessions" })]),
-    c.conns, c.progress, c.note, c.form, c.undrainButton,
+    c.conns, c.progress, c.note, c.errors, c.form, c.confirm, c.undrainButton,
   ]);
   cards.set(o.id, c);
   return c;
@@ -164,13 +171,15 @@ function cardFor(o) {
 function pill(cls, label) { return h("span", { class: "pill " + cls, "data-pill": cls, text: label }); }
 
 function updateCard(c, o, now) {
-  const state = stateOf(o, now);
+  const state = stateOf(o);
   c.root.dataset.state = state;
-  const pills = [o.health.state === "healthy" ? pill("healthy", "Healthy") : pill("unhealthy", "Unhealthy")];
-  if (state === "ejected") pills.push(pill("ejected", "Ejected"));
-  if (o.drain) pills.push(o.drain.status === "complete" ? pill("drained", "Drained") : pill("draining", "Draining"));
-  else if (state === "idle") pills.push(pill("idle", "No new sessions"));
-  c.pills.replaceChildren(...pills);
+  c.root.title = o.status.reason;
+  // One pill per condition that holds, worst first; "Healthy" only when nothing else does.
+  c.pills.replaceChildren(...o.status.conditions.map((s) => pill(s, STATE_LABEL[s] || s)));
+  const errors = o.health.recentErrors.slice().reverse();
+  c.errors.hidden = !errors.length;
+  c.errors.replaceChildren(...(errors.length ? [h("li", { class: "muted", text: "Recent probe errors" })] : []), ...errors.map((e) =>
+    h("li", { "data-probe-error": "" }, [h("time", { datetime: e.at, title: clock(Date.parse(e.at)), text: ago(Date.parse(e.at), now) }), h("span", { text: " " + e.error })])));
   c.url.textContent = o.url + " · " + (o.region ? "region " + o.region + " · " : "") + "weight " + o.weight;
   c.url.title = o.url;
   c.count.textContent = String(o.sessions);
@@ -183,25 +192,40 @@ function updateCard(c, o, now) {
     const since = Date.parse(d.since);
     c.bar.style.width = Math.min(100, (100 * (now - since)) / Math.max(1, deadline - since)) + "%";
   }
-  c.form.hidden = Boolean(d);
+  c.form.hidden = Boolean(d) || !c.confirm.hidden;
   c.undrainButton.hidden = !d;
 }
 
 function noteFor(o, state, now) {
-  const d = o.drain, n = plural(o.sessions, "session", "sessions");
-  if (d && d.status === "complete") return "Drained at " + clock(Date.parse(d.completedAt)) + ": no sessions left; takes no new ones.";
-  if (d && d.deadline && Date.parse(d.deadline) > now) return "Draining: no new sessions; " + n + " move in " + span(Date.parse(d.deadline) - now) + " (" + clock(Date.parse(d.deadline)) + ").";
-  if (d && d.deadline) return "Deadline passed: " + n + " move on their next request.";
-  if (d) return "Draining, no deadline: " + n + " stay until they end.";
-  if (state === "unhealthy") return "Unhealthy since " + clock(Date.parse(o.health.since)) + (o.health.lastError ? ": " + o.health.lastError : "");
-  if (state === "ejected") return "Ejected by outlier detection until " + clock(Date.parse(o.ejectedUntil)) + ".";
-  if (o.health.checked) return "Active health checks" + (o.health.lastCheckAt ? ", last at " + clock(Date.parse(o.health.lastCheckAt)) : "") + ".";
-  return o.weight === 0 ? "Weight 0: takes no new sessions." : "Passive health only (no active checks configured).";
+  const d = o.drain, n = o.sessions;
+  const upper = (s) => s.charAt(0).toUpperCase() + s.slice(1);
+  if (state === "down") return upper(o.status.reason) + (o.health.state === "unhealthy" ? ", since " + ago(Date.parse(o.health.since), now) : "") + ".";
+  if (state === "ejected") return upper(o.status.reason) + "; back " + inFuture(Date.parse(o.ejectedUntil), now) + ".";
+  if (d && d.status === "complete") return "Drained " + ago(Date.parse(d.completedAt), now) + ": no sessions left; takes no new ones.";
+  if (d && d.deadline && Date.parse(d.deadline) > now) return "Draining: no new sessions; " + sessionsThat(n, "move", "moves") + " " + inFuture(Date.parse(d.deadline), now) + " (" + clock(Date.parse(d.deadline)) + ").";
+  if (d && d.deadline) return "Deadline passed: " + sessionsThat(n, "move", "moves") + " on their next request.";
+  if (d) return "Draining, no deadline: " + sessionsThat(n, "stay", "stays") + " until they end.";
+  if (state === "idle") return "Weight 0: takes no new sessions.";
+  if (o.health.checked) return upper(o.status.reason) + (o.health.lastCheckAt ? "; last probe " + ago(Date.parse(o.health.lastCheckAt), now) : "") + ".";
+  return upper(o.status.reason) + ".";
 }
 
-async function drain(id, c) {
+/** A confirmation step in place of the form: what will happen, then Confirm or Cancel. */
+function confirmStep(box, message, label, onConfirm, onClose) {
+  const close = () => { box.hidden = true; box.replaceChildren(); if (onClose) onClose(); };
+  const yes = h("button", { class: "warn", type: "button", text: label, onclick: async () => { yes.disabled = true; await onConfirm(); close(); } });
+  box.replaceChildren(h("p", { text: message }), h("div", { class: "actions" }, [yes, h("button", { class: "undo", type: "button", text: "Cancel", onclick: close })]));
+  box.hidden = false;
+  yes.focus();
+}
+
+function askDrain(id, c) {
   const raw = c.seconds.value.trim();
-  await act(c, id, "drain", raw === "" ? {} : { in: Number(raw) });
+  const o = stats.origins.find((x) => x.id === id), n = plural(o ? o.sessions : 0, "session", "sessions");
+  const when = raw === "" ? "stay until they end" : Number(raw) === 0 ? "move on their next request" : "move in " + span(Number(raw) * 1000);
+  c.form.hidden = true;
+  confirmStep(c.confirm, "Drain " + id + "? It takes no new sessions from now; its " + n + " " + when + ".", "Confirm drain",
+    () => act(c, id, "drain", raw === "" ? {} : { in: Number(raw) }), () => render());
 }
 
 async function act(c, id, what, body) {
@@ -229,18 +253,72 @@ async function act(c, id, what, body) {
 function renderCharts() {
   if (!stats) return;
   const now = Date.now();
-  barChart($("chart-origins"), stats.origins.map((o) => ({ key: o.id, label: o.id, value: o.sessions, color: STATE_COLOR[stateOf(o, now)], note: o.region || "" })), "origins");
+  barChart($("chart-origins"), stats.origins.map((o) => ({ key: o.id, label: o.id, value: o.sessions, color: STATE_COLOR[stateOf(o)], note: o.region || "" })), "origins");
+  const t = stats.totals, unlisted = t.unlisted.map((u) => u.id + " (" + u.sessions + ")").join(", ");
+  $("totals-note").hidden = !t.unlisted.length;
+  $("totals-note").textContent = t.unlisted.length
+    ? plural(t.sessions - t.onListedOrigins, "session is", "sessions are") + " still pinned to origins no longer in ORIGINS: " + unlisted +
+      ". They count in their region (" + t.byRegion + " in all) but on no origin above (" + t.onListedOrigins + "), and move on their next request."
+    : "";
   const regions = stats.regions.slice().sort((a, b) => b.sessions - a.sessions);
   donutChart($("chart-regions"), regions.map((r) => ({ key: r.region, label: r.region + " · " + (REGION_NAMES[r.region] || "region"), value: r.sessions })), "regions");
-  timelineChart($("timeline"), stats.events, stats.origins, now);
+  renderEvacuate(regions);
+  // Lanes for configured origins only: fault targets and pool-wide events are in the list below, not on a lane.
+  timelineChart($("timeline"), stats.events.filter((e) => e.lane), stats.origins, now);
+}
+
+let evacuating = false;
+function renderEvacuate(regions) {
+  const box = $("evacuate");
+  if (evacuating || !$("evacuate-confirm").hidden) return;
+  const select = $("evacuate-region"), keep = select.value;
+  select.replaceChildren(...regions.map((r) => h("option", { value: r.region, text: r.region + " (" + plural(r.sessions, "session", "sessions") + ")" })));
+  if (regions.some((r) => r.region === keep)) select.value = keep;
+  box.hidden = !regions.length;
+}
+
+function askEvacuate() {
+  const region = $("evacuate-region").value;
+  const r = stats.regions.find((x) => x.region === region);
+  if (!r) return;
+  $("evacuate-form").hidden = true;
+  confirmStep($("evacuate-confirm"), "Evacuate " + region + "? Its " + plural(r.sessions, "session", "sessions") + " migrate to another region now, one by one.",
+    "Confirm evacuation", () => evacuate(region), () => { $("evacuate-form").hidden = false; render(); });
+}
+
+async function evacuate(region) {
+  evacuating = true;
+  const out = $("evacuate-result");
+  out.textContent = "Evacuating " + region + "…";
+  try {
+    const res = await fetch(API + "regions/" + encodeURIComponent(region) + "/evacuate", { method: "POST", headers: { "x-edge-admin": "1" } });
+    if (res.status === 401) return location.replace(API);
+    const text = await res.text();
+    if (!res.ok) {
+      let b = null;
+      try { b = JSON.parse(text); } catch {}
+      out.textContent = "Evacuating " + region + " failed: " + ((b && b.error && b.error.message) || "HTTP " + res.status);
+      return;
+    }
+    const lines = text.trim().split("\n").map((l) => JSON.parse(l));
+    const done = lines[lines.length - 1] || {};
+    out.dataset.done = done.done ? "1" : "0";
+    out.textContent = (done.done ? "Evacuated " : "Evacuation stopped: ") + region + ": " + done.migrated + " migrated, " + done.skipped + " skipped, " + done.failed + " failed" + (done.error ? " (" + done.error + ")" : "") + ".";
+  } catch (e) {
+    out.textContent = "Evacuating " + region + " failed: " + e.message;
+  } finally {
+    evacuating = false;
+    await tick();
+  }
 }
 
 function renderEvents() {
+  const now = Date.now();
   const items = stats.events.slice(-10).reverse().map((e) => {
     const sw = h("i", { class: "swatch" });
     sw.style.setProperty("--c", categoryOf(e.event).color);
     return h("li", { "data-event": e.event }, [
-      h("time", { datetime: e.at, text: clock(Date.parse(e.at)) }), sw,
+      h("time", { datetime: e.at, title: clock(Date.parse(e.at)), text: ago(Date.parse(e.at), now) }), sw,
       h("span", { class: "ev", text: e.event.replace(/_/g, " ") }),
       h("span", { class: "oid", text: e.oid }),
       h("span", { class: "detail", text: e.detail || "", title: e.detail || "" }),
@@ -254,6 +332,7 @@ let resizeTimer = 0;
 window.addEventListener("resize", () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(renderCharts, 150); });
 document.addEventListener("visibilitychange", () => { if (!document.hidden) tick(); });
 setInterval(live, 1000);
+$("evacuate-form").addEventListener("submit", (ev) => { ev.preventDefault(); askEvacuate(); });
 $("signout").addEventListener("click", async () => {
   await fetch(API + "logout", { method: "POST", headers: { "x-edge-admin": "1" } }).catch(() => {});
   location.replace(API);

@@ -6,6 +6,7 @@ import {
   ADMIN_COOKIE,
   ADMIN_COOKIE_PATH,
   ADMIN_COOKIE_TTL,
+  adminDisabledReason,
   isAdminToken,
   isSameOrigin,
   issueAdminCookie,
@@ -49,7 +50,7 @@ export function registerDashboard(admin: AdminApp): void {
 
   admin.get(ROOT_WITH_SLASH, async (c) => {
     const token = c.get("config").adminToken;
-    if (!token) return c.body(disabledPage(), 503, HTML_HEADERS);
+    if (!token) return c.body(disabledPage(adminDisabledReason(c.get("config"))), 503, HTML_HEADERS);
     const cookie = getCookie(c, ADMIN_COOKIE);
     const signedIn = cookie !== undefined && (await verifyAdminCookie(token, cookie));
     return c.body(signedIn ? dashboardPage(VERSION) : signInPage(), 200, HTML_HEADERS);
@@ -70,7 +71,7 @@ export function registerDashboard(admin: AdminApp): void {
     bodyLimit({ maxSize: 4096, onError: (c) => c.body(signInPage("That request is too large."), 413, HTML_HEADERS) }),
     async (c) => {
       const token = c.get("config").adminToken;
-      if (!token) return c.body(disabledPage(), 503, HTML_HEADERS);
+      if (!token) return c.body(disabledPage(adminDisabledReason(c.get("config"))), 503, HTML_HEADERS);
       // Login CSRF: a form on another site must not sign this browser in.
       if (!isSameOrigin(c)) {
         log("warn", "admin_login_refused", { code: "ERR_ADMIN_CSRF" });

@@ -23,8 +23,10 @@ export function dashboardPage(version: string): string {
 <section class="kpis" id="kpis" aria-label="Summary"></section>
 <section class="panel"><h2>Origins</h2><div id="origins" class="cards"></div></section>
 <section class="row">
-<div class="panel"><h2>Sessions per origin</h2><div id="chart-origins" class="chart"></div></div>
-<div class="panel"><h2>Sessions per region</h2><div id="chart-regions" class="chart"></div></div>
+<div class="panel"><h2>Sessions per origin</h2><div id="chart-origins" class="chart"></div><p id="totals-note" class="note" data-field="totals-note" hidden></p></div>
+<div class="panel"><h2>Sessions per region</h2><div id="chart-regions" class="chart"></div>
+<div id="evacuate" class="evacuate" hidden><form id="evacuate-form"><label for="evacuate-region">Region</label> <select id="evacuate-region"></select> <button class="warn" type="submit">Evacuate…</button></form>
+<div id="evacuate-confirm" class="confirm" hidden></div><p id="evacuate-result" class="note" role="status"></p></div></div>
 </section>
 <section class="panel"><h2>Timeline <span class="muted">re-pins, migrations, drains, ejections, health</span></h2>
 <div id="timeline" class="chart"></div><ol id="events" class="events"></ol></section>
@@ -53,12 +55,12 @@ export function signInPage(error?: string): string {
   );
 }
 
-export function disabledPage(): string {
+export function disabledPage(reason: string): string {
   return shell(
     "disabled",
     "edge-session",
     `<main class="signin"><div class="panel"><h1>edge-session</h1>
-<p>The operator API and this dashboard are disabled: <code>ADMIN_TOKEN</code> is not set.</p></div></main>`,
+<p>The operator API and this dashboard are disabled: ${escapeHtml(reason)}.</p></div></main>`,
     false,
   );
 }

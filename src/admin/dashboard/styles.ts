@@ -27,7 +27,7 @@ main{padding:16px 24px 32px;display:grid;gap:16px;max-width:1440px;margin:0 auto
 .kpi.bad b{color:var(--bad)}.kpi.warn b{color:#b54708}
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(270px,1fr));gap:12px}
 .card{border:1px solid var(--line);border-left:6px solid var(--ok);border-radius:8px;padding:12px 14px;display:grid;gap:8px}
-.card[data-state=unhealthy]{border-left-color:var(--bad)}.card[data-state=ejected]{border-left-color:var(--eject)}
+.card[data-state=down]{border-left-color:var(--bad)}.card[data-state=ejected]{border-left-color:var(--eject)}
 .card[data-state=draining]{border-left-color:var(--drain)}.card[data-state=drained]{border-left-color:var(--off)}
 .card .head{display:flex;align-items:center;gap:8px;flex-wrap:wrap}.card .id{font-size:17px;font-weight:700;margin-right:auto;overflow-wrap:anywhere}
 .card .url{color:var(--muted);font-size:12px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
@@ -35,8 +35,14 @@ main{padding:16px 24px 32px;display:grid;gap:16px;max-width:1440px;margin:0 auto
 .card .note{font-size:12px;color:var(--muted);min-height:16px}
 .card form{display:flex;gap:8px;align-items:center;font-size:13px}.card form input{width:76px}
 .pill{display:inline-block;font-size:12px;font-weight:650;padding:2px 8px;border-radius:999px;background:#ecfdf3;color:#067647}
-.pill.unhealthy{background:#fef3f2;color:#b42318}.pill.ejected{background:#fff4ed;color:#b93815}
+.pill.down{background:#fef3f2;color:#b42318}.pill.ejected{background:#fff4ed;color:#b93815}
 .pill.draining{background:#fffaeb;color:#93370d}.pill.drained{background:#f2f4f7;color:#344054}.pill.idle{background:#f2f4f7;color:#475467}
+.confirm{display:grid;gap:8px;padding:10px;border:1px solid #fdb022;background:#fffaeb;border-radius:8px;font-size:13px}
+.confirm p{margin:0}.confirm .actions{display:flex;gap:8px}
+.probe-errors{list-style:none;margin:0;padding:0;font-size:12px;color:#b42318;display:grid;gap:2px}
+.probe-errors time{color:var(--muted);margin-right:4px}.probe-errors .muted{color:var(--muted)}
+.evacuate{margin-top:12px;display:grid;gap:8px;font-size:13px}.evacuate select{font:inherit;padding:4px 6px;border-radius:6px}
+.note{font-size:12px;color:var(--muted);margin:8px 0 0}
 .progress{height:8px;background:#f2f4f7;border-radius:4px;overflow:hidden}.progress i{display:block;height:100%;background:var(--drain)}
 .chart svg{display:block;width:100%;height:auto;overflow:visible}.chart text{font-size:12px;fill:var(--ink)}
 .chart .label{font-size:13px;font-weight:600}.chart .value{font-weight:700;font-size:13px}.chart .axis{fill:var(--muted);font-size:11px}

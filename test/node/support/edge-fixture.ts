@@ -11,14 +11,24 @@ import { startWranglerDev, type WranglerDev } from "./wrangler-dev.ts";
 export interface OriginStatus {
   id: string;
   sessions: number;
-  health: { state: string };
+  status: { state: string; reason: string; conditions: string[] };
+  health: { state: string; recentErrors: { at: string; error: string }[] };
+  ejectedUntil: string | null;
   drain: { status: string; deadline: string | null } | null;
 }
 
 export interface Stats {
   origins: OriginStatus[];
   regions: { region: string; sessions: number }[];
-  events: { event: string; oid: string; detail: string | null }[];
+  totals: { sessions: number; onListedOrigins: number; byRegion: number; unlisted: { id: string; sessions: number }[] };
+  events: { event: string; oid: string; lane: string | null; detail: string | null }[];
+}
+
+export interface FixtureOptions {
+  /** Extra fields per origin in ORIGINS (health checks, weight, region), by id. */
+  origins?: Record<string, Record<string, unknown>>;
+  /** Extra Worker vars. */
+  vars?: Record<string, string>;
 }
 
 export interface EdgeFixture {
@@ -33,7 +43,10 @@ export interface EdgeFixture {
   stop(): Promise<void>;
 }
 
-export async function startEdgeFixture(ids = ["origin-a", "origin-b", "origin-c"]): Promise<EdgeFixture> {
+export async function startEdgeFixture(
+  ids = ["origin-a", "origin-b", "origin-c"],
+  options: FixtureOptions = {},
+): Promise<EdgeFixture> {
   const adminToken = randomBytes(24).toString("base64url");
   const origins = await Promise.all(ids.map((id) => startOrigin(id)));
   const { privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
@@ -43,10 +56,10 @@ export async function startEdgeFixture(ids = ["origin-a", "origin-b", "origin-c"
     layer = await startWranglerDev({
       vars: {
         ENVIRONMENT: "development",
-        ORIGINS: JSON.stringify(origins.map((o) => ({ id: o.id, url: o.url }))),
-        SESSION_SIGNING_KEYS: JSON.stringify(keys),
-        ADMIN_TOKEN: adminToken,
+        ORIGINS: JSON.stringify(origins.map((o) => ({ id: o.id, url: o.url, ...options.origins?.[o.id] }))),
+        ...options.vars,
       },
+      secrets: { SESSION_SIGNING_KEYS: JSON.stringify(keys), ADMIN_TOKEN: adminToken },
     });
   } catch (e) {
     await Promise.all(origins.map((o) => o.close()));

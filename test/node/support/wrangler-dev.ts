@@ -7,7 +7,8 @@
  * starts `workerd`, and killing only the first would leave workerd behind.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { rmSync } from "node:fs";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -71,6 +72,8 @@ export interface SpawnOptions {
 }
 
 const liveGroups = new Set<number>();
+/** Temporary directories holding secrets: removed by stop(), or at the latest when this process exits. */
+const secretDirs = new Set<string>();
 let exitHookInstalled = false;
 
 /** Last resort when the parent exits without stopping its children (an uncaught error, process.exit). */
@@ -79,6 +82,7 @@ function installExitHook(): void {
   exitHookInstalled = true;
   process.once("exit", () => {
     for (const pgid of liveGroups) signalGroup(pgid, "SIGKILL");
+    for (const dir of secretDirs) rmSync(dir, { recursive: true, force: true });
   });
 }
 
@@ -216,6 +220,12 @@ export async function waitForUrl(
 export interface WranglerDevOptions {
   /** `--var NAME:VALUE` for each entry (a JSON value stays whole). These names are also removed from the child's env. */
   vars: Record<string, string>;
+  /**
+   * Secrets, bound as Worker secrets: written to a .env file (mode 0600) in a
+   * temporary directory and passed with `--env-file`, so they never appear on
+   * a command line (`ps`) the way `--var` values do. Removed by stop().
+   */
+  secrets?: Record<string, string>;
   /** Default: a free port (retried on another one if wrangler cannot bind it). */
   port?: number;
   /** Durable Object / KV state. Default: a fresh temporary directory, deleted by stop(). */
@@ -246,9 +256,28 @@ export async function startWranglerDev(options: WranglerDevOptions): Promise<Wra
   const persistTo = options.persistTo ?? (await mkdtemp(join(tmpdir(), "edge-session-wrangler-")));
   const cleanup = options.persistTo ? async () => {} : () => rm(persistTo, { recursive: true, force: true });
   const env: NodeJS.ProcessEnv = { ...process.env, ...options.env, WRANGLER_SEND_METRICS: "false" };
-  // wrangler also reads declared secrets from its environment; leave --var as the only source for these.
-  for (const name of Object.keys(options.vars)) delete env[name];
+  // wrangler also reads secrets from its environment; leave --var and the env file as the only sources.
+  for (const name of [...Object.keys(options.vars), ...Object.keys(options.secrets ?? {})]) delete env[name];
   const vars = Object.entries(options.vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]);
+  let secretsDir: string | undefined;
+  if (options.secrets) {
+    secretsDir = await mkdtemp(join(tmpdir(), "edge-session-secrets-"));
+    secretDirs.add(secretsDir);
+    installExitHook();
+    const file = join(secretsDir, ".env");
+    // Single quotes: dotenv takes the value literally (no $ expansion), and JSON holds no single quote.
+    const lines = Object.entries(options.secrets).map(([k, v]) => {
+      if (v.includes("'") || v.includes("\n")) throw new Error(`secret ${k} cannot be written to a .env file`);
+      return `${k}='${v}'\n`;
+    });
+    await writeFile(file, lines.join(""), { mode: 0o600 });
+    vars.push("--env-file", file);
+  }
+  const removeSecrets = async () => {
+    if (!secretsDir) return;
+    secretDirs.delete(secretsDir);
+    await rm(secretsDir, { recursive: true, force: true });
+  };
 
   const attempts = options.port === undefined ? 3 : 1;
   for (let attempt = 1; ; attempt++) {
@@ -278,6 +307,7 @@ export async function startWranglerDev(options: WranglerDevOptions): Promise<Wra
       const portTaken = /EADDRINUSE|address already in use/i.test(proc.output());
       if (portTaken && attempt < attempts) continue;
       await cleanup();
+      await removeSecrets();
       throw e;
     }
     return {
@@ -289,6 +319,7 @@ export async function startWranglerDev(options: WranglerDevOptions): Promise<Wra
       stop: async () => {
         await proc.stop();
         await cleanup();
+        await removeSecrets();
       },
     };
   }
