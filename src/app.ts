@@ -7,6 +7,7 @@ import { loadConfig } from "./config/index.ts";
 import { EdgeError } from "./errors.ts";
 import { log } from "./log.ts";
 import { poolView } from "./origins/index.ts";
+import { DOCUMENT_PATH, sessionDocument } from "./proxy/document.ts";
 import { clientResponse, newSessionFor, readPresentedToken } from "./proxy/index.ts";
 import type { Placement } from "./proxy/route.ts";
 import {
@@ -96,6 +97,12 @@ export function createApp(): Hono<AppEnv> {
   });
   // Origins cache the key set; five minutes, so a key published before it signs is seen in time (see docs/keys.md).
   app.get(JWKS_PATH, (c) => c.json(c.get("config").keys.jwks, 200, { "cache-control": "public, max-age=300" }));
+  // For origins, not clients: the full document behind a forwarded header that had to leave it out.
+  app.get(DOCUMENT_PATH, async (c) => {
+    const cfg = c.get("config");
+    const doc = await sessionDocument(c.env, cfg, runtimeFor(cfg).signer, c.req.raw);
+    return c.json(doc, 200, { "cache-control": "no-store" });
+  });
   app.route("/__edge", adminRoutes());
   // The layer's own prefixes never reach an origin: a mistyped operator path (with its admin
   // token or cookie) must be a 404 here, not a request forwarded upstream.

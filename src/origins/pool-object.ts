@@ -1,7 +1,11 @@
 import { DurableObject } from "cloudflare:workers";
+import { VERSION } from "../admin/version.ts";
 import type { OriginConfig } from "../config/index.ts";
 import { log } from "../log.ts";
 import type { DrainState, Fault, OriginHealth, OriginRuntime, PoolEvent, PoolView } from "./types.ts";
+
+/** What every active health probe sends (documented in docs/origins.md). */
+export const PROBE_HEADERS = { "user-agent": `edge-session-health/${VERSION}`, "x-edge-session-probe": "1" };
 
 export interface PoolState {
   origins: OriginConfig[];
@@ -171,6 +175,10 @@ export class PoolObject extends DurableObject<Env> implements PoolRpc {
       const res = await fetch(`${o.url}${health.path}`, {
         signal: AbortSignal.timeout(health.timeout),
         redirect: "manual",
+        // A probe carries no X-Edge-Session (it belongs to no session): these let an origin that requires the
+        // header tell a probe apart and exempt its health path (docs/origins.md). Origins only ever get
+        // X-Edge-Session-* from the layer, so a client cannot send this one through it.
+        headers: PROBE_HEADERS,
       });
       await res.body?.cancel();
       return res.status < 400 ? { ok: true } : { ok: false, error: `status ${res.status}` };

@@ -7,7 +7,14 @@ import { withoutCookie } from "../../src/proxy/headers.ts";
 import { upstreamUrl } from "../../src/proxy/upstream.ts";
 import { applyMergePatch, type Json } from "../../src/session/index.ts";
 
-const LIMITS = { forwardedDataBytes: 4096, patchBytes: 8192, sessionBytes: 262144, sessionKeys: 1000 };
+const LIMITS = {
+  forwardedBytes: 6144,
+  forwardedDataBytes: 4096,
+  loginClaimsBytes: 2048,
+  patchBytes: 8192,
+  sessionBytes: 262144,
+  sessionKeys: 1000,
+};
 
 describe("applyMergePatch", () => {
   // RFC 7396 Appendix A, all test cases.
