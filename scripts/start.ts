@@ -5,8 +5,12 @@
  * 127.0.0.1:8787 (or PORT; 8787 falls back to a free port when taken), with a
  * development signing key and a random ADMIN_TOKEN generated for this run.
  * Ctrl-C (or SIGTERM) stops every process it started.
+ *
+ * `npm start -- --origin app=http://127.0.0.1:3000` (repeatable) puts your own
+ * origins behind the layer instead of the demo ones: every session goes to them.
  */
 import { randomBytes } from "node:crypto";
+import { parseArgs } from "node:util";
 import { exportJWK, generateKeyPair } from "jose";
 import {
   type DemoOrigin,
@@ -23,6 +27,16 @@ const ORIGINS = [
   { id: "origin-2", region: "enam" },
   { id: "origin-3", region: "apac" },
 ] as const;
+
+/** `--origin id=url`, repeatable: the developer's own origins, in place of the demo ones. */
+function ownOrigins(): { id: string; url: string }[] {
+  const { values } = parseArgs({ options: { origin: { type: "string", multiple: true } }, allowPositionals: true });
+  return (values.origin ?? []).map((spec) => {
+    const [id = "", ...url] = spec.split("=");
+    if (!id || !url.length) throw new Error(`--origin ${spec}: expected id=url, e.g. app=http://127.0.0.1:3000`);
+    return { id, url: url.join("=") };
+  });
+}
 
 const started: { stop(): Promise<void> }[] = [];
 let stopping = false;
@@ -64,8 +78,9 @@ async function main(): Promise<void> {
   // Known before the layer is up: the origins only fetch it when the first request arrives.
   const jwksUrl = `${base}${JWKS_PATH}`;
 
+  const own = ownOrigins();
   const origins: DemoOrigin[] = [];
-  for (const { id } of ORIGINS) {
+  for (const { id } of own.length ? [] : ORIGINS) {
     const origin = await startDemoOrigin(id, jwksUrl, { onLine: prefixed(id) });
     started.push(origin);
     origins.push(origin);
@@ -77,7 +92,9 @@ async function main(): Promise<void> {
   // their JWKS cache refreshes. One key for the whole run avoids both. A key in the environment wins.
   const ownKey = !process.env.SESSION_SIGNING_KEYS;
   const signingKeys: Record<string, string> = ownKey ? { SESSION_SIGNING_KEYS: await developmentKeySet() } : {};
-  const originsVar = origins.map((o, i) => ({ id: o.id, url: o.url, region: ORIGINS[i]?.region, weight: 1 }));
+  const originsVar = own.length
+    ? own.map((o) => ({ ...o, region: "enam", weight: 1 }))
+    : origins.map((o, i) => ({ id: o.id, url: o.url, region: ORIGINS[i]?.region, weight: 1 }));
   console.log("Starting wrangler dev…");
   const layer: WranglerDev = await startWranglerDev({
     port,

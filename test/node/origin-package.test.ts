@@ -7,10 +7,14 @@
  * (PyJWT, /usr/bin/python3) and an echo origin that shows what a raw HTTP/1.1
  * client's headers become by the time they reach an origin.
  */
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { connect } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import { type EdgeSession, edgeSession, sessionOf } from "edge-session-origin";
 import express from "express";
@@ -183,12 +187,64 @@ async function startFrameworks(layerUrl: string): Promise<Record<Framework, stri
   return urls;
 }
 let blindUrl = "";
+let scratch = "";
+
+/** What an origin developer writes, once as CommonJS and once as ESM, in a project of its own. */
+const SCRATCH_ORIGIN = (load: string) => `${load}
+const edge = edgeSession({ layerUrl: process.env.LAYER_URL });
+const id = process.env.ORIGIN_ID;
+const server = createServer(edge.handler(async (req, res, session) => {
+  if (req.method === "POST") { let body = ""; for await (const c of req) body += c; session.set(JSON.parse(body)); }
+  res.setHeader("x-served-by", id);
+  res.end(JSON.stringify({ origin: id, version: session.version, data: session.data }));
+}));
+server.listen(0, "127.0.0.1", () => console.log(\`listening \${id} http://127.0.0.1:\${server.address().port}\`));
+`;
+
+/**
+ * The package as a user gets it: \`npm pack\`, installed from the tarball into a
+ * scratch project outside the repository, then required (CommonJS) and
+ * imported (ESM) by two origins.
+ */
+async function startScratchOrigins(layerUrl: string): Promise<{ id: string; url: string }[]> {
+  scratch = mkdtempSync(join(tmpdir(), "edge-session-origin-scratch-"));
+  const npm = (args: string[], cwd: string) =>
+    execFileSync("npm", args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 120_000 });
+  npm(["pack", "--pack-destination", scratch], join(PROJECT_ROOT, "packages", "origin"));
+  const tarball = readdirSync(scratch).find((f) => f.endsWith(".tgz")) ?? "";
+  writeFileSync(join(scratch, "package.json"), '{ "name": "scratch", "private": true }\n');
+  npm(["install", "--prefer-offline", "--no-audit", "--no-fund", join(scratch, tarball)], scratch);
+  writeFileSync(
+    join(scratch, "origin.cjs"),
+    SCRATCH_ORIGIN(
+      'const { createServer } = require("node:http");\nconst { edgeSession } = require("edge-session-origin");',
+    ),
+  );
+  writeFileSync(
+    join(scratch, "origin.mjs"),
+    SCRATCH_ORIGIN('import { createServer } from "node:http";\nimport { edgeSession } from "edge-session-origin";'),
+  );
+  return Promise.all(
+    [
+      ["tarball-cjs", "origin.cjs"],
+      ["tarball-esm", "origin.mjs"],
+    ].map(async ([id = "", file = ""]) => {
+      const proc = spawnManaged(id, process.execPath, [file], {
+        cwd: scratch,
+        env: { ...process.env, LAYER_URL: layerUrl, ORIGIN_ID: id },
+      });
+      closers.push(() => proc.stop());
+      const [, , url = ""] = await proc.waitForLine(/^listening (\S+) (\S+)$/, 15_000);
+      return { id, url };
+    }),
+  );
+}
 let frameworkUrls: Record<Framework, string>;
 
 beforeAll(async () => {
   const port = await freePort();
   const layerUrl = `http://127.0.0.1:${port}`;
-  const urls = await startFrameworks(layerUrl);
+  const [urls, scratchOrigins] = await Promise.all([startFrameworks(layerUrl), startScratchOrigins(layerUrl)]);
   frameworkUrls = urls;
   echoOrigin = await startOrigin("echo");
   closers.push(() => echoOrigin.close());
@@ -205,6 +261,7 @@ beforeAll(async () => {
     { id: "blind", url: blindUrl },
     { id: "echo", url: echoOrigin.url },
     { id: "python", url: pythonUrl },
+    ...scratchOrigins,
   ];
   const { privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
   layer = await startWranglerDev({
@@ -224,6 +281,7 @@ afterAll(async () => {
   await layer?.stop();
   await python?.stop();
   await Promise.all(closers.map((c) => c()));
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
 });
 
 function edgeUrl(): string {
@@ -331,6 +389,18 @@ describe("edge-session-origin behind wrangler dev", () => {
     });
     expect(health.status).toBe(200);
   });
+
+  it.each(["tarball-cjs", "tarball-esm"])(
+    "%s: the packed package, installed in a project of its own, reads and writes a 50 KB session",
+    async (id) => {
+      const client = await Client.on(id, "/");
+      expect(await client.json("POST", "/", { note: UNICODE })).toMatchObject({ origin: id, data: { note: UNICODE } });
+      for (let i = 0; i < 9; i++) await client.json("POST", "/", { [`part${i}`]: "x".repeat(6000) });
+      const big = await client.json("GET", "/");
+      expect(big).toMatchObject({ origin: id, version: 10, data: { note: UNICODE } });
+      expect(JSON.stringify(big.data).length).toBeGreaterThan(50_000);
+    },
+  );
 
   it("refuses to write a session it could not read, and the session stays as it was", async () => {
     const client = await Client.on("blind", "/");
