@@ -7,13 +7,15 @@
 Run as a program it is a small origin (the project's tests put it behind the
 layer): `python3 edge_session_origin.py --jwks URL --port 0 --id py-1` prints
 `listening <id> <url>`, answers GET / with the verified claims as JSON (401
-without a valid header), and POST /set with an X-Edge-Session-Set of the JSON
-body (json.dumps escapes every non-ASCII character, so the header stays ASCII).
+without a valid header; the document read from the layer when the header left
+it out), and POST / with an X-Edge-Session-Set of the JSON body (json.dumps escapes every non-ASCII character, so the header stays ASCII).
 """
 
 import argparse
 import json
 import sys
+import urllib.error
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt  # PyJWT >= 2.4; EdDSA and ES256 need the cryptography package
@@ -54,12 +56,27 @@ class EdgeSessionVerifier:
         return claims
 
 
+def read_document(jwks_url, header_value, timeout=5):
+    """The document a header left out (data_omitted), from the layer's document endpoint, or None.
+
+    The endpoint sits beside the JWKS and answers only for the header's own sid and ver (409 once the
+    session has moved on): never write a patch built without the document.
+    """
+    url = jwks_url.rsplit("/", 1)[0] + "/document"
+    request = urllib.request.Request(url, headers={"X-Edge-Session": header_value, "Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as res:
+            return json.load(res)
+    except (urllib.error.URLError, ValueError):
+        return None
+
+
 def header_json(value):
     """JSON for a response header: json.dumps escapes non-ASCII as \\uXXXX, which the layer reads back exactly."""
     return json.dumps(value, ensure_ascii=True, separators=(",", ":"))
 
 
-def serve(verify, origin_id, host, port):
+def serve(verify, jwks_url, origin_id, host, port):
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args):
             pass
@@ -75,21 +92,32 @@ def serve(verify, origin_id, host, port):
             self.end_headers()
             self.wfile.write(data)
 
+        def _session(self):
+            """Verified claims, with the document read from the layer when the header left it out."""
+            header_value = self.headers.get("X-Edge-Session")
+            claims = verify(header_value)
+            if claims is not None and claims.get("data_omitted"):
+                document = read_document(jwks_url, header_value)
+                if document is None or document.get("ver") != claims["ver"]:
+                    return claims, False
+                claims = dict(claims, data=document["data"])
+            return claims, True
+
         def do_GET(self):
-            claims = verify(self.headers.get("X-Edge-Session"))
+            claims, _ = self._session()
             if claims is None:
                 return self._json(401, {"error": {"code": "ERR_EDGE_SESSION_REQUIRED", "message": "no valid header"}})
             self._json(200, {"origin": origin_id, "claims": claims})
 
         def do_POST(self):
-            claims = verify(self.headers.get("X-Edge-Session"))
+            claims, readable = self._session()
             if claims is None:
                 return self._json(401, {"error": {"code": "ERR_EDGE_SESSION_REQUIRED", "message": "no valid header"}})
             length = int(self.headers.get("content-length") or 0)
             patch = json.loads(self.rfile.read(length) or b"{}")
-            if claims.get("data_omitted"):
-                # The header left the document out: never write a patch built without it.
-                return self._json(409, {"error": {"code": "ERR_DOCUMENT_UNAVAILABLE", "message": "data omitted"}})
+            if not readable:
+                # The document could not be read: never write a patch built without it.
+                return self._json(503, {"error": {"code": "ERR_DOCUMENT_UNAVAILABLE", "message": "data omitted"}})
             self._json(
                 200,
                 {"ok": True},
@@ -109,6 +137,6 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
     try:
-        serve(EdgeSessionVerifier(args.jwks), args.id, args.host, args.port)
+        serve(EdgeSessionVerifier(args.jwks), args.jwks, args.id, args.host, args.port)
     except KeyboardInterrupt:
         sys.exit(0)

@@ -20,7 +20,7 @@ import { type EdgeSession, edgeSession, sessionOf } from "edge-session-origin";
 import express from "express";
 import Fastify from "fastify";
 import { Hono } from "hono";
-import { exportJWK, generateKeyPair } from "jose";
+import { type CryptoKey, exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RecordedRequest, type RunningOrigin, startOrigin } from "../support/origin-server.ts";
 import {
@@ -187,6 +187,8 @@ async function startFrameworks(layerUrl: string): Promise<Record<Framework, stri
   return urls;
 }
 let blindUrl = "";
+let layerKey: CryptoKey;
+let pythonDirect = "";
 let scratch = "";
 
 /** What an origin developer writes, once as CommonJS and once as ESM, in a project of its own. */
@@ -264,6 +266,8 @@ beforeAll(async () => {
     ...scratchOrigins,
   ];
   const { privateKey } = await generateKeyPair("EdDSA", { crv: "Ed25519", extractable: true });
+  layerKey = privateKey;
+  pythonDirect = pythonUrl;
   layer = await startWranglerDev({
     port,
     vars: {
@@ -413,11 +417,30 @@ describe("edge-session-origin behind wrangler dev", () => {
     expect(await client.json("GET", "/")).toEqual(before);
   });
 
-  it("a Python origin (PyJWT) verifies the header, checks typ, and writes Unicode the layer stores exactly", async () => {
+  it("a Python origin (PyJWT) verifies the header, checks typ, writes Unicode, and reads a 50 KB session", async () => {
     const client = await Client.on("python", "/");
     await client.json("POST", "/", { note: UNICODE });
     const { claims } = (await client.json("GET", "/")) as { claims: Record<string, unknown> };
     expect(claims).toMatchObject({ ver: 1, data: { note: UNICODE }, iss: "edge-session", aud: "edge-session:origin" });
+    // Straight at the Python origin: a header signed by the layer's own key is refused unless its typ is ours.
+    const signed = (typ: string) =>
+      new SignJWT({ sid: "s".repeat(24), ver: 0, oid: "python", reg: "enam", ep: 1, data: {} })
+        .setProtectedHeader({ alg: "EdDSA", kid: "pkg-1", typ })
+        .setIssuer("edge-session")
+        .setAudience("edge-session:origin")
+        .setIssuedAt()
+        .setExpirationTime("2m")
+        .sign(layerKey);
+    const direct = async (typ: string) =>
+      (await fetch(`${pythonDirect}/`, { headers: { "x-edge-session": await signed(typ) } })).status;
+    expect(await direct("edge-session+jwt")).toBe(200);
+    expect(await direct("JWT")).toBe(401);
+    expect(await direct("edge-affinity+jwt")).toBe(401);
+    // Past the header's bound, it reads the document from the layer's endpoint and keeps writing.
+    for (let i = 0; i < 9; i++) await client.json("POST", "/", { [`part${i}`]: "x".repeat(6000) });
+    const big = (await client.json("GET", "/")) as { claims: { ver: number; data_omitted: boolean; data: unknown } };
+    expect(big.claims).toMatchObject({ ver: 10, data_omitted: true, data: { note: UNICODE } });
+    expect(JSON.stringify(big.claims.data).length).toBeGreaterThan(50_000);
   });
 
   it("what a raw HTTP/1.1 client's headers become at the origin: Connection-nominated, underscored, client-address", async () => {
