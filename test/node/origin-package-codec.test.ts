@@ -19,7 +19,8 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 
 const jsonObject = fc.dictionary(
-  fc.string({ unit: "binary", maxLength: 6 }),
+  // Keys that name Object.prototype members are keys like any other in a document.
+  fc.oneof(fc.constantFrom("__proto__", "toString", "constructor"), fc.string({ unit: "binary", maxLength: 6 })),
   fc.jsonValue({ maxDepth: 3 }).map((v) => JSON.parse(JSON.stringify(v)) as JsonObject[string]),
   { maxKeys: 6 },
 );

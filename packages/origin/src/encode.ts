@@ -16,13 +16,20 @@ export type JsonObject = { [key: string]: Json };
 
 export const isJsonObject = (v: unknown): v is JsonObject => typeof v === "object" && v !== null && !Array.isArray(v);
 
+/** A member of `o` itself: "toString" or "__proto__" in a document are keys like any other. */
+const own = (o: JsonObject, k: string): Json | undefined => (Object.hasOwn(o, k) ? o[k] : undefined);
+/** Sets a member without ever invoking the `__proto__` setter. */
+function put(o: JsonObject, k: string, v: Json): void {
+  Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+}
+
 /** RFC 7396: applies a merge patch to a copy of `target`. */
 export function applyMergePatch(target: Json | undefined, patch: Json): Json {
   if (!isJsonObject(patch)) return structuredClone(patch);
   const out: JsonObject = isJsonObject(target) ? { ...target } : {};
   for (const [k, v] of Object.entries(patch)) {
     if (v === null) delete out[k];
-    else out[k] = applyMergePatch(out[k], v);
+    else put(out, k, applyMergePatch(own(out, k), v));
   }
   return out;
 }
@@ -38,11 +45,11 @@ const same = (a: Json | undefined, b: Json | undefined) => JSON.stringify(a) ===
  */
 export function diffMergePatch(from: JsonObject, to: JsonObject): JsonObject {
   const patch: JsonObject = {};
-  for (const k of Object.keys(from)) if (!(k in to)) patch[k] = null;
+  for (const k of Object.keys(from)) if (!Object.hasOwn(to, k)) put(patch, k, null);
   for (const [k, v] of Object.entries(to)) {
-    const before = from[k];
+    const before = own(from, k);
     if (same(before, v)) continue;
-    patch[k] = isJsonObject(v) && isJsonObject(before) ? diffMergePatch(before, v) : structuredClone(v);
+    put(patch, k, isJsonObject(v) && isJsonObject(before) ? diffMergePatch(before, v) : structuredClone(v));
   }
   return patch;
 }
