@@ -212,7 +212,8 @@ async function startScratchOrigins(layerUrl: string): Promise<{ id: string; url:
   scratch = mkdtempSync(join(tmpdir(), "edge-session-origin-scratch-"));
   const npm = (args: string[], cwd: string) =>
     execFileSync("npm", args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 120_000 });
-  npm(["pack", "--pack-destination", scratch], join(PROJECT_ROOT, "packages", "origin"));
+  // dist/ is current (globalSetup); no prepack rebuild, which would empty it under the other test files' feet.
+  npm(["pack", "--ignore-scripts", "--pack-destination", scratch], join(PROJECT_ROOT, "packages", "origin"));
   const tarball = readdirSync(scratch).find((f) => f.endsWith(".tgz")) ?? "";
   writeFileSync(join(scratch, "package.json"), '{ "name": "scratch", "private": true }\n');
   npm(["install", "--prefer-offline", "--no-audit", "--no-fund", join(scratch, tarball)], scratch);
