@@ -7,6 +7,7 @@ import { createServer, validateHeaderValue } from "node:http";
 import type { AddressInfo } from "node:net";
 import {
   applyMergePatch,
+  createVerifier,
   diffMergePatch,
   EdgeSession,
   type EdgeSessionClaims,
@@ -16,6 +17,7 @@ import {
   type JsonObject,
 } from "edge-session-origin";
 import fc from "fast-check";
+import { type CryptoKey, exportJWK, generateKeyPair, type JWK, SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
 
 const jsonObject = fc.dictionary(
@@ -130,5 +132,47 @@ describe("EdgeSession", () => {
     s.logout();
     expect(Object.fromEntries(headers)).toEqual({ "X-Edge-Session-Logout": "1" });
     expect(() => s.set({ b: 2 })).toThrow(expect.objectContaining({ code: "ERR_LOGGED_OUT" }));
+  });
+});
+
+describe("createVerifier", () => {
+  it("follows a key rotation: a header under a kid it has not seen makes it fetch the key set again", async () => {
+    const keys: JWK[] = [];
+    const signers: Record<string, CryptoKey> = {};
+    const addKey = async (kid: string, alg: "EdDSA" | "ES256") => {
+      const pair = await generateKeyPair(alg, alg === "EdDSA" ? { crv: "Ed25519" } : {});
+      keys.push({ ...(await exportJWK(pair.publicKey)), kid, alg, use: "sig" });
+      signers[kid] = pair.privateKey;
+    };
+    let fetches = 0;
+    const server = createServer((_req, res) => {
+      fetches++;
+      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ keys }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const sign = (kid: string, alg: string, typ = "edge-session+jwt") =>
+      new SignJWT({ sid: "s", ver: 1, oid: "o", reg: "enam", ep: 1 })
+        .setProtectedHeader({ alg, kid, typ })
+        .setIssuer("edge-session")
+        .setAudience("edge-session:origin")
+        .setIssuedAt()
+        .setExpirationTime("2m")
+        .sign(signers[kid] as CryptoKey);
+    try {
+      const verify = createVerifier({
+        layerUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        jwksCache: { cooldownMs: 0 },
+      });
+      await addKey("ed-1", "EdDSA");
+      expect(await verify(await sign("ed-1", "EdDSA"))).toMatchObject({ sid: "s", ver: 1 });
+      expect(await verify(await sign("ed-1", "EdDSA"))).not.toBeNull();
+      expect(fetches).toBe(1);
+      await addKey("es-2", "ES256");
+      expect(await verify(await sign("es-2", "ES256"))).toMatchObject({ sid: "s" });
+      expect(fetches).toBe(2);
+      expect(await verify(await sign("es-2", "ES256", "edge-affinity+jwt"))).toBeNull();
+    } finally {
+      server.close();
+    }
   });
 });

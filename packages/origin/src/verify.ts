@@ -53,6 +53,11 @@ export interface VerifierOptions {
   clockTolerance?: number;
   /** Called with the reason whenever a present header is refused (bad signature, expired, JWKS unreachable…). */
   onError?: (error: unknown) => void;
+  /**
+   * The key set cache (jose's createRemoteJWKSet): `cooldownMs` is the least time between two fetches, also
+   * when a header names an unknown kid (default 30 s); `maxAgeMs` how long a fetched set is kept (default 10 min).
+   */
+  jwksCache?: { cooldownMs?: number; maxAgeMs?: number };
 }
 
 /** Must match the layer's `typ`: it keeps the affinity token (another `typ`) from being accepted here. */
@@ -94,7 +99,10 @@ export type Verifier = (headerValue: HeaderValue) => Promise<EdgeSessionClaims |
  */
 export function createVerifier(options: VerifierOptions): Verifier {
   const { issuer = "edge-session", audience = "edge-session:origin", clockTolerance = 5, onError } = options;
-  const jwks = createRemoteJWKSet(endpoints(options).jwks);
+  const jwks = createRemoteJWKSet(endpoints(options).jwks, {
+    ...(options.jwksCache?.cooldownMs !== undefined ? { cooldownDuration: options.jwksCache.cooldownMs } : {}),
+    ...(options.jwksCache?.maxAgeMs !== undefined ? { cacheMaxAge: options.jwksCache.maxAgeMs } : {}),
+  });
 
   return async (headerValue) => {
     // A repeated header arrives as an array (or joined with ", "): never pick one.
