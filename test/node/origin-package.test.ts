@@ -127,6 +127,7 @@ async function startFrameworks(layerUrl: string): Promise<Record<Framework, stri
     req.edgeSession.logout();
     res.json({ ok: true });
   });
+  app.use(edge.expressErrors());
   const expressServer = createServer(app);
 
   // Hono, served on Node by @hono/node-server

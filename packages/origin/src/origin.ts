@@ -218,6 +218,17 @@ export function edgeSession(options: EdgeSessionOptions) {
       };
     },
 
+    /**
+     * Express error middleware, after the routes: answers an EdgeSessionError with its status and
+     * `{"error":{"code","message"}}`, and passes anything else on.
+     */
+    expressErrors() {
+      return (err: unknown, _req: IncomingMessage, res: ServerResponse, next: (e?: unknown) => void): void => {
+        if (err instanceof EdgeSessionError && !res.headersSent) sendError(res, err);
+        else next(err);
+      };
+    },
+
     /** Hono: `sessionOf(c)` (and `c.get("edgeSession")`); 401 without a valid header; EdgeSessionErrors answered as JSON. */
     hono(opts: MiddlewareOptions = {}) {
       return async (c: HonoContextLike, next: () => Promise<void>): Promise<Response | undefined> => {
