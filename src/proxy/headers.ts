@@ -144,7 +144,9 @@ export function upstreamRequestHeaders(
 export function cleanResponseHeaders(headers: Headers, cookieName: string): void {
   const drop = connectionTokens(headers);
   for (const name of [...headers.keys()]) {
-    if (HOP_BY_HOP.has(name) || drop.has(name) || name.startsWith("x-edge-session")) headers.delete(name);
+    const canonical = canonicalHeaderName(name);
+    // Directives are for the layer, in any spelling an origin may have given them (X_Edge_Session_Set).
+    if (HOP_BY_HOP.has(name) || drop.has(name) || canonical.startsWith("x-edge-session")) headers.delete(name);
   }
   const cookies = headers.getSetCookie();
   const layerOwned = new Set([cookieName, ADMIN_COOKIE]);

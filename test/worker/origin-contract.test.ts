@@ -219,6 +219,15 @@ describe("header hygiene: what the origin receives", () => {
     expect(forwardedOf(echo).data).toEqual({ role: "user" });
   });
 
+  it("never shows the client directive headers an origin sent in another spelling", async () => {
+    const client = new BrowserClient();
+    const res = await client.send("/", {
+      respond: { headers: { X_Edge_Session_Set: '{"secret":"for the layer only"}', "X-App_Header": "kept" } },
+    });
+    expect(res.headers.get("x_edge_session_set")).toBeNull();
+    expect(res.headers.get("x-app_header")).toBe("kept");
+  });
+
   it("drops headers nominated by Connection in any spelling", async () => {
     const { echo } = await new BrowserClient().echo("/echo", {
       headers: { connection: "x_secret_hop", "x-secret-hop": "1" },
