@@ -4,6 +4,8 @@
  * headers never reach it under a forwarding or reserved name, and health
  * probes say who they are.
  */
+import fc from "fast-check";
+import { decodeJwt } from "jose";
 import { describe, expect, inject, it } from "vitest";
 import { ForwardedSigner } from "../../src/token/forwarded.ts";
 import { buildKeyRing } from "../../src/token/keys.ts";
@@ -95,6 +97,62 @@ describe("the forwarded header is bounded as a whole (FORWARDED_MAX_BYTES)", () 
       reason: "connect_failed",
     });
     expect(jws.length).toBeLessThanOrEqual(3072);
+  });
+
+  it("never exceeds the bound, and leaves out only what does not fit (any claims, data, key and bound)", async () => {
+    const sets = JSON.parse(inject("keys").mixed).keys as { kty: string }[];
+    const rings = await Promise.all(
+      [sets.filter((k) => k.kty === "OKP"), sets.filter((k) => k.kty === "EC")].map((keys) =>
+        buildKeyRing(keys as never),
+      ),
+    );
+    const text = fc.string({ unit: "grapheme", maxLength: 400 });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...rings),
+        fc.integer({ min: 3072, max: 12_000 }),
+        fc.option(text, { nil: undefined }),
+        fc.option(fc.dictionary(fc.string({ maxLength: 8 }), text, { maxKeys: 12 }), { nil: undefined }),
+        fc.dictionary(fc.string({ maxLength: 8 }), text, { maxKeys: 30 }),
+        async (keys, maxBytes, sub, claims, data) => {
+          const signer = new ForwardedSigner(keys, "edge-session", "edge-session:origin", maxBytes);
+          const base = { sid: crypto.randomUUID(), ver: 3, oid: "o", reg: "enam", ep: 1 };
+          const jws = await signer.sign({
+            ...base,
+            ...(sub ? { sub: sub.slice(0, 256) || "x" } : {}),
+            ...(claims ? { claims } : {}),
+            data,
+          });
+          expect(jws.length).toBeLessThanOrEqual(maxBytes);
+          const payload = decodeJwt(jws);
+          expect(payload).toMatchObject(base);
+          // A signer per measurement: a signer reuses its signature for the same (sid, version).
+          const unbounded = {
+            sign: (c: Parameters<ForwardedSigner["sign"]>[0]) =>
+              new ForwardedSigner(keys, "edge-session", "edge-session:origin", Number.POSITIVE_INFINITY).sign(c),
+          };
+          const who = sub ? { sub: sub.slice(0, 256) || "x" } : {};
+          if (payload.data === undefined) {
+            expect(payload.data_omitted).toBe(true);
+            const whole = await unbounded.sign({ ...base, ...who, ...(payload.claims ? { claims } : {}), data });
+            expect(whole.length).toBeGreaterThan(maxBytes);
+          } else expect(payload.data).toEqual(data);
+          if (claims && payload.claims === undefined) {
+            expect(payload).toMatchObject({ claims_omitted: true, data_omitted: true });
+            // Claims go only when even without data they would not fit.
+            const withClaims = new ForwardedSigner(
+              keys,
+              "edge-session",
+              "edge-session:origin",
+              Number.POSITIVE_INFINITY,
+            );
+            const full = await withClaims.sign({ ...base, ...(sub ? { sub: sub.slice(0, 256) || "x" } : {}), claims });
+            expect(full.length).toBeGreaterThan(maxBytes);
+          }
+        },
+      ),
+      { numRuns: 150 },
+    );
   });
 
   it("refuses login claims over LOGIN_CLAIMS_MAX_BYTES and keeps the session as it was", async () => {
