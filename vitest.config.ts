@@ -49,6 +49,7 @@ export default defineConfig({
           name: "node",
           include: ["test/node/**/*.test.ts"],
           environment: "node",
+          globalSetup: ["./test/node/support/build-origin-package.ts"],
           testTimeout: 60_000,
           hookTimeout: 90_000,
         },

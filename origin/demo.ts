@@ -8,8 +8,10 @@
  * Prints `listening <id> <url>` once it accepts connections.
  *
  * It keeps no state of its own: who is logged in and what is in the cart come
- * from the signed X-Edge-Session header, and every change goes back to the
- * layer as an X-Edge-Session-* response header (see ./verify.ts).
+ * from the signed X-Edge-Session header (or, for a document too large for it,
+ * from the layer), and every change goes back to the layer as an
+ * X-Edge-Session-* response header. All of that is the `edge-session-origin`
+ * package (packages/origin); this file is only the application.
  *
  *   GET  /              HTML page: origin, session, login state, cart
  *   POST /login         form field `user`  → X-Edge-Session-Login, 303 to /
@@ -20,7 +22,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { parseArgs } from "node:util";
-import { createEdgeSessionVerifier, type EdgeSession, login, logout, setSession } from "./verify.ts";
+import { type EdgeSession, EdgeSessionError, edgeSession } from "edge-session-origin";
 
 const { values: flags } = parseArgs({
   options: { id: { type: "string" }, port: { type: "string" }, host: { type: "string" }, jwks: { type: "string" } },
@@ -31,7 +33,7 @@ const host = flags.host ?? process.env.HOST ?? "127.0.0.1";
 const jwksUrl =
   flags.jwks ?? process.env.EDGE_SESSION_JWKS_URL ?? "http://127.0.0.1:8787/.well-known/edge-session/jwks.json";
 
-const verify = createEdgeSessionVerifier({
+const edge = edgeSession({
   jwksUrl,
   onError: (e) => console.warn(`${id}: refused X-Edge-Session: ${e instanceof Error ? e.message : String(e)}`),
 });
@@ -40,7 +42,7 @@ const MAX_CART_ITEMS = 20;
 const MAX_FORM_BYTES = 8 * 1024;
 
 function cartOf(session: EdgeSession): string[] {
-  const cart = session.data?.cart;
+  const cart = session.dataAvailable ? session.data.cart : undefined;
   return Array.isArray(cart) ? cart.filter((item): item is string => typeof item === "string") : [];
 }
 
@@ -74,7 +76,7 @@ function page(session: EdgeSession): string {
 dt{font-weight:600}form{display:inline}code{background:#f3f3f3;padding:0 .25em}</style>
 <h1>Served by <code>${escapeHtml(id)}</code></h1>
 <dl>
-  <dt>Session</dt><dd><code>${escapeHtml(session.sid)}</code> (version ${session.ver}, region ${escapeHtml(session.reg)})</dd>
+  <dt>Session</dt><dd><code>${escapeHtml(session.sid)}</code> (version ${session.version}, region ${escapeHtml(session.claimsOfHeader.reg)})</dd>
   <dt>Logged in</dt><dd>${who}</dd>
   <dt>Cart</dt><dd><ul>${items}</ul>
     <form method="post" action="/cart"><input name="item" placeholder="item" required maxlength="60">
@@ -92,53 +94,56 @@ function send(res: ServerResponse, status: number, type: string, body: string, h
 }
 
 /** 303 See Other: the browser follows with a GET, so a reload does not re-post the form. */
-function redirectHome(res: ServerResponse, headers: Record<string, string>) {
-  res.writeHead(303, { ...headers, location: "/", "cache-control": "no-store", "x-served-by": id }).end();
+function redirectHome(res: ServerResponse) {
+  res.writeHead(303, { location: "/", "cache-control": "no-store", "x-served-by": id }).end();
 }
 
 async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
   const path = new URL(req.url ?? "/", "http://origin").pathname;
   const route = `${req.method} ${path}`;
-  const session = await verify(req.headers["x-edge-session"]);
-
-  if (route === "GET /api/session") {
-    if (!session) return send(res, 401, "application/json", '{"error":"missing or invalid X-Edge-Session"}');
-    return send(res, 200, "application/json", JSON.stringify(session, null, 2));
-  }
-  if (!["GET /", "POST /login", "POST /logout", "POST /cart"].includes(route))
+  // Health probes carry no session; the layer sends `edge-session-health/<version>` (docs/origins.md).
+  if (route === "GET /healthz") return send(res, 200, "application/json", '{"ok":true}');
+  if (!["GET /", "GET /api/session", "POST /login", "POST /logout", "POST /cart"].includes(route))
     return send(res, 404, "text/plain", "not found\n");
-  if (!session)
-    return send(res, 401, "text/plain", "No valid X-Edge-Session: reach this origin through the edge-session layer.\n");
+  // Answers 401 itself when the request did not come through the layer with a valid header.
+  const session = await edge.node(req, res);
+  if (!session) return;
 
+  if (route === "GET /api/session") return send(res, 200, "application/json", JSON.stringify(session, null, 2));
   if (route === "GET /") return send(res, 200, "text/html; charset=utf-8", page(session));
-  if (route === "POST /logout") return redirectHome(res, logout());
+  if (route === "POST /logout") {
+    session.logout();
+    return redirectHome(res);
+  }
 
   const form = await readForm(req);
   if (route === "POST /login") {
     const user = form.get("user")?.trim() ?? "";
     if (!user || user.length > 64) return send(res, 400, "text/plain", "user: 1-64 characters\n");
     // The layer rotates the session id on login, so a session id seen before login is useless afterwards.
-    return redirectHome(res, login(user, { loggedInBy: id }));
+    session.login(user, { loggedInBy: id });
+    return redirectHome(res);
   }
 
   // POST /cart
   const item = form.get("item")?.trim() ?? "";
   if (!item || item.length > 60) return send(res, 400, "text/plain", "item: 1-60 characters\n");
-  // Without the data we cannot build the full array (below); the cart is capped so this never happens here.
-  if (session.data_omitted) return send(res, 409, "text/plain", "session data too large to edit\n");
   const cart = cartOf(session);
   if (cart.length >= MAX_CART_ITEMS) return send(res, 409, "text/plain", "the cart is full\n");
-  // A merge patch replaces arrays whole, so send the complete new cart. ifVersion makes the layer refuse it
-  // if the session changed since this request's header was signed (another tab's add is not overwritten).
-  return redirectHome(res, setSession({ cart: [...cart, item] }, { ifVersion: session.ver }));
+  // A merge patch replaces arrays whole, so this is the complete new cart. The package makes it conditional
+  // on the version this request saw (another tab's add is not overwritten), and refuses to write at all
+  // if it could not read the document.
+  session.set({ cart: [...cart, item] });
+  return redirectHome(res);
 }
 
 const server = createServer((req, res) => {
   res.on("finish", () => console.log(`${id} ${req.method} ${req.url} ${res.statusCode}`));
   handle(req, res).catch((e: unknown) => {
     console.error(`${id}: ${e instanceof Error ? e.message : String(e)}`);
-    if (!res.headersSent) send(res, 400, "text/plain", "bad request\n");
-    else res.destroy();
+    if (res.headersSent) res.destroy();
+    else if (e instanceof EdgeSessionError) send(res, e.status, "application/json", JSON.stringify(e));
+    else send(res, 400, "text/plain", "bad request\n");
   });
 });
 

@@ -8,6 +8,9 @@
  * Sessions live in a temporary directory deleted on exit, so a new run starts
  * empty; `npm start -- --keep-state` (or KEEP_STATE=1) keeps them in
  * .wrangler/state instead. Ctrl-C (or SIGTERM) stops every process it started.
+ *
+ * `npm start -- --origin app=http://127.0.0.1:3000` (repeatable) puts your own
+ * origins behind the layer instead of the demo ones: every session goes to them.
  */
 import { randomBytes } from "node:crypto";
 import { parseArgs } from "node:util";
@@ -29,9 +32,24 @@ const ORIGINS = [
   { id: "origin-3", region: "apac" },
 ] as const;
 
-const { values: flags } = parseArgs({ options: { "keep-state": { type: "boolean" } } });
+const { values: flags } = parseArgs({
+  options: {
+    "keep-state": { type: "boolean" },
+    mcp: { type: "boolean" },
+    origin: { type: "string", multiple: true },
+  },
+});
 const KEEP_STATE = flags["keep-state"] === true || process.env.KEEP_STATE === "1";
 const KEPT_STATE_DIR = ".wrangler/state";
+
+/** `--origin id=url`, repeatable: the developer's own origins, in place of the demo ones. */
+function ownOrigins(): { id: string; url: string }[] {
+  return (flags.origin ?? []).map((spec) => {
+    const [id = "", ...url] = spec.split("=");
+    if (!id || !url.length) throw new Error(`--origin ${spec}: expected id=url, e.g. app=http://127.0.0.1:3000`);
+    return { id, url: url.join("=") };
+  });
+}
 
 const started: { stop(): Promise<void> }[] = [];
 let stopping: Promise<never> | undefined;
@@ -108,12 +126,13 @@ async function mainMcp(port: number, base: string): Promise<void> {
 async function main(): Promise<void> {
   const port = await layerPort();
   const base = `http://127.0.0.1:${port}`;
-  if (process.argv.includes("--mcp")) return mainMcp(port, base);
+  if (flags.mcp) return mainMcp(port, base);
   // Known before the layer is up: the origins only fetch it when the first request arrives.
   const jwksUrl = `${base}${JWKS_PATH}`;
 
   const origins: DemoOrigin[] = [];
-  for (const { id } of ORIGINS) {
+  const own = ownOrigins();
+  for (const { id } of own.length ? [] : ORIGINS) {
     const origin = await startDemoOrigin(id, jwksUrl, { onLine: prefixed(id) });
     started.push(origin);
     origins.push(origin);
@@ -125,7 +144,9 @@ async function main(): Promise<void> {
   // their JWKS cache refreshes. One key for the whole run avoids both. A key in the environment wins.
   const ownKey = !process.env.SESSION_SIGNING_KEYS;
   const signingKeys = process.env.SESSION_SIGNING_KEYS ?? (await developmentKeySet());
-  const originsVar = origins.map((o, i) => ({ id: o.id, url: o.url, region: ORIGINS[i]?.region, weight: 1 }));
+  const originsVar = own.length
+    ? own.map((o) => ({ ...o, region: "enam", weight: 1 }))
+    : origins.map((o, i) => ({ id: o.id, url: o.url, region: ORIGINS[i]?.region, weight: 1 }));
   console.log("Starting wrangler dev…");
   const layer: WranglerDev = await startWranglerDev({
     port,

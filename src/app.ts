@@ -9,6 +9,7 @@ import { EdgeError, sessionUnavailable } from "./errors.ts";
 import { log } from "./log.ts";
 import { explain, explainSession, timed } from "./observe/index.ts";
 import { currentPoolView, poolView } from "./origins/index.ts";
+import { DOCUMENT_PATH, sessionDocument } from "./proxy/document.ts";
 import { clientResponse, errorResponse, newSessionFor, readPresentedToken } from "./proxy/index.ts";
 import {
   followLearnedId,
@@ -142,6 +143,12 @@ export function createApp(): Hono<AppEnv> {
   });
   // Origins cache the key set; five minutes, so a key published before it signs is seen in time (see docs/keys.md).
   app.get(JWKS_PATH, (c) => c.json(c.get("config").keys.jwks, 200, { "cache-control": "public, max-age=300" }));
+  // For origins, not clients: the full document behind a forwarded header that had to leave it out.
+  app.get(DOCUMENT_PATH, async (c) => {
+    const cfg = c.get("config");
+    const doc = await sessionDocument(c.env, cfg, runtimeFor(cfg).signer, c.req.raw);
+    return c.json(doc, 200, { "cache-control": "no-store" });
+  });
   app.route(ADMIN_BASE, adminRoutes());
   // The layer's own prefixes never reach an origin: a mistyped operator path (with its admin
   // token or cookie) must be a 404 here, not a request forwarded upstream.

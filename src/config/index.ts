@@ -20,8 +20,12 @@ export type { LocationHint, OriginConfig } from "./schema.ts";
 export { LOCATION_HINTS } from "./schema.ts";
 
 export interface EdgeLimits {
-  /** Session data larger than this (serialized) is left out of the forwarded header. */
+  /** The whole forwarded header value (compact JWS) stays at or under this many bytes. */
+  forwardedBytes: number;
+  /** Deprecated extra cap: session data larger than this (serialized) is left out of the forwarded header. */
   forwardedDataBytes: number;
+  /** Largest `claims` (as JSON) an origin may give at login. */
+  loginClaimsBytes: number;
   /** Largest accepted `X-Edge-Session-Set` value. */
   patchBytes: number;
   /** Largest session document (serialized `data`). */
@@ -354,7 +358,9 @@ export async function checkConfig(env: Record<string, unknown>): Promise<ConfigC
     affinityAudience: `${raw.TOKEN_ISSUER}:affinity`,
     forwardedAudience: raw.FORWARDED_AUDIENCE,
     limits: {
-      forwardedDataBytes: raw.FORWARDED_DATA_MAX_BYTES,
+      forwardedBytes: raw.FORWARDED_MAX_BYTES,
+      forwardedDataBytes: raw.FORWARDED_DATA_MAX_BYTES ?? Number.POSITIVE_INFINITY,
+      loginClaimsBytes: raw.LOGIN_CLAIMS_MAX_BYTES,
       patchBytes: raw.MAX_PATCH_BYTES,
       sessionBytes: raw.MAX_SESSION_BYTES,
       sessionKeys: raw.MAX_SESSION_KEYS,

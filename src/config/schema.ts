@@ -117,7 +117,12 @@ export const EnvSchema = z.object({
   STRICT_TOKENS: bool.default(false),
   TOKEN_ISSUER: z.string().min(1).max(256).default("edge-session"),
   FORWARDED_AUDIENCE: z.string().min(1).max(256).default("edge-session:origin"),
-  FORWARDED_DATA_MAX_BYTES: seconds(0, 64 * 1024).default(4096),
+  // The whole X-Edge-Session value; 6 KiB leaves room under 8 KiB header-line limits (nginx, Apache) and
+  // Node's 16 KiB for all headers together. Never below 3 KiB: the header without data and claims fits in that.
+  FORWARDED_MAX_BYTES: seconds(3072, 64 * 1024).default(6144),
+  /** Deprecated: an extra cap on `data` alone, applied before FORWARDED_MAX_BYTES; unset by default. */
+  FORWARDED_DATA_MAX_BYTES: seconds(0, 64 * 1024).optional(),
+  LOGIN_CLAIMS_MAX_BYTES: seconds(0, 64 * 1024).default(2048),
   MAX_PATCH_BYTES: seconds(2, 64 * 1024).default(8192),
   MAX_SESSION_BYTES: seconds(1024, 1536 * 1024).default(256 * 1024),
   DEFAULT_REGION: z.enum(LOCATION_HINTS).default("enam"),

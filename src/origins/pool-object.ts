@@ -1,4 +1,5 @@
 import { DurableObject } from "cloudflare:workers";
+import { VERSION } from "../admin/version.ts";
 import type { OriginConfig } from "../config/index.ts";
 import { log } from "../log.ts";
 import { ORIGIN_AUTH_HEADER } from "../proxy/headers.ts";
@@ -11,6 +12,9 @@ import type {
   PoolEvent,
   PoolView,
 } from "./types.ts";
+
+/** What every active health probe sends (documented in docs/origins.md). */
+export const PROBE_HEADERS = { "user-agent": `edge-session-health/${VERSION}`, "x-edge-session-probe": "1" };
 
 export interface PoolState {
   origins: OriginConfig[];
@@ -237,9 +241,12 @@ export class PoolObject extends DurableObject<Env> implements PoolRpc {
       // Same env as the Worker: origins that lock out direct traffic see the layer's secret on probes too.
       const secret = (this.env as { ORIGIN_AUTH_SECRET?: string }).ORIGIN_AUTH_SECRET;
       const res = await fetch(`${o.url}${health.path}`, {
-        headers: secret ? { [ORIGIN_AUTH_HEADER]: secret } : {},
         signal: AbortSignal.timeout(health.timeout),
         redirect: "manual",
+        // A probe carries no X-Edge-Session (it belongs to no session): these let an origin that requires the
+        // header tell a probe apart and exempt its health path (docs/origins.md). Origins only ever get
+        // X-Edge-Session-* from the layer, so a client cannot send this one through it.
+        headers: secret ? { ...PROBE_HEADERS, [ORIGIN_AUTH_HEADER]: secret } : PROBE_HEADERS,
       });
       await res.body?.cancel();
       return res.status < 400 ? { ok: true } : { ok: false, error: `status ${res.status}` };

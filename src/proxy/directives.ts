@@ -15,6 +15,7 @@ export type DirectiveProblemCode =
   | "ERR_SET_IF_VERSION_INVALID"
   | "ERR_LOGIN_TOO_LARGE"
   | "ERR_LOGIN_INVALID"
+  | "ERR_LOGIN_CLAIMS_TOO_LARGE"
   | "ERR_LOGIN_TOO_DEEP";
 
 export interface DirectiveProblem {
@@ -115,6 +116,16 @@ export function parseDirectives(headers: Headers, limits: EdgeLimits): OriginDir
         problems.push({
           code: "ERR_LOGIN_INVALID",
           message: 'X-Edge-Session-Login must be JSON {"sub": "<1-256 chars>", "claims"?: {...}}',
+        });
+      else if (
+        checked.data.claims &&
+        encoder.encode(JSON.stringify(checked.data.claims)).byteLength > limits.loginClaimsBytes
+      )
+        // Claims travel in every forwarded header from now on: a login that would make every later
+        // request's header too large for the origin is refused here, once, instead.
+        problems.push({
+          code: "ERR_LOGIN_CLAIMS_TOO_LARGE",
+          message: `X-Edge-Session-Login claims are over LOGIN_CLAIMS_MAX_BYTES (${limits.loginClaimsBytes} bytes as JSON)`,
         });
       else
         change.login = checked.data.claims

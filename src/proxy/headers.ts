@@ -17,9 +17,9 @@ const HOP_BY_HOP = new Set([
 ]);
 
 /**
- * The layer is the trust boundary: whatever a client claims about the session
- * (X-Edge-Session*) or about where it came from (Forwarded, X-Forwarded-*) is
- * dropped, and only what the layer itself adds reaches the origin.
+ * What a CGI-style server (CGI, WSGI, Rack, PHP-FPM) makes of a header name:
+ * `HTTP_` + upper case, with `-` and `_` alike, so `X_Forwarded_For` and
+ * `X-Forwarded-For` are the same variable there. Names are compared in this form.
  */
 /**
  * The shared secret that proves to an origin that a request came through the
@@ -28,13 +28,48 @@ const HOP_BY_HOP = new Set([
  */
 export const ORIGIN_AUTH_HEADER = "x-edge-origin-auth";
 
-function isClientControlled(name: string): boolean {
+export function canonicalHeaderName(name: string): string {
+  return name.toLowerCase().replaceAll("_", "-");
+}
+
+/**
+ * Client addresses as various proxies and CDNs name them. A client can send any
+ * of them; the origin gets only the layer's own account of the client
+ * (Forwarded, X-Forwarded-For, X-Real-IP).
+ */
+const CLIENT_ADDRESS_HEADERS = new Set([
+  "x-real-ip",
+  "true-client-ip",
+  "x-client-ip",
+  "cf-connecting-ip",
+  "cf-connecting-ipv6",
+  "x-cluster-client-ip",
+  "client-ip",
+  "fastly-client-ip",
+  "x-original-forwarded-for",
+  "x-originating-ip",
+  "x-remote-ip",
+  "x-remote-addr",
+]);
+
+/** Headers whose meaning is the message's framing or target: never taken from a differently spelled twin. */
+const FRAMING = new Set(["host", "content-length", "content-type", "transfer-encoding"]);
+
+/**
+ * The layer is the trust boundary: whatever a client claims about the session
+ * (X-Edge-Session*), about where it came from (Forwarded, X-Forwarded-*,
+ * X-Real-IP and the like) or about how the message is framed is dropped, in
+ * any spelling an origin could read as one of those, and only what the layer
+ * itself adds reaches the origin.
+ */
+function isClientControlled(canonical: string): boolean {
   return (
-    name.startsWith("x-edge-session") ||
-    name === ORIGIN_AUTH_HEADER ||
-    name.startsWith("x-edge-dev-") ||
-    name === "forwarded" ||
-    name.startsWith("x-forwarded-")
+    canonical.startsWith("x-edge-session") ||
+    canonical === ORIGIN_AUTH_HEADER ||
+    canonical.startsWith("x-edge-dev-") ||
+    canonical === "forwarded" ||
+    canonical.startsWith("x-forwarded-") ||
+    CLIENT_ADDRESS_HEADERS.has(canonical)
   );
 }
 
@@ -77,10 +112,14 @@ export function upstreamRequestHeaders(
   incoming: Headers,
   options: { cookieName: string; sessionHeader: string; forwarded: ForwardedFor; webSocket: boolean },
 ): Headers {
-  const drop = connectionTokens(incoming);
+  const drop = new Set([...connectionTokens(incoming)].map(canonicalHeaderName));
+  const names = new Set([...incoming.keys()]);
   const out = new Headers();
   for (const [name, value] of incoming) {
-    if (HOP_BY_HOP.has(name) || drop.has(name) || isClientControlled(name)) continue;
+    const canonical = canonicalHeaderName(name);
+    if (HOP_BY_HOP.has(canonical) || drop.has(canonical) || isClientControlled(canonical)) continue;
+    // `X_App` beside `X-App`, or `Content_Length`: a CGI-style origin would read the one as the other.
+    if (canonical !== name && (FRAMING.has(canonical) || names.has(canonical))) continue;
     if (name === "cookie") {
       const rest = withoutCookie(withoutCookie(value, ADMIN_COOKIE) ?? "", options.cookieName);
       if (rest) out.append("cookie", rest);
@@ -95,7 +134,10 @@ export function upstreamRequestHeaders(
   }
   const { clientIp, host, proto } = options.forwarded;
   out.set("forwarded", `for=${forwardedNode(clientIp)};host=${quoted(host)};proto=${proto}`);
-  if (clientIp) out.set("x-forwarded-for", clientIp);
+  if (clientIp) {
+    out.set("x-forwarded-for", clientIp);
+    out.set("x-real-ip", clientIp);
+  }
   out.set("x-forwarded-host", host);
   out.set("x-forwarded-proto", proto);
   out.set("x-edge-session", options.sessionHeader);
@@ -110,7 +152,9 @@ export function upstreamRequestHeaders(
 export function cleanResponseHeaders(headers: Headers, cookieName: string): void {
   const drop = connectionTokens(headers);
   for (const name of [...headers.keys()]) {
-    if (HOP_BY_HOP.has(name) || drop.has(name) || name.startsWith("x-edge-session")) headers.delete(name);
+    const canonical = canonicalHeaderName(name);
+    // Directives are for the layer, in any spelling an origin may have given them (X_Edge_Session_Set).
+    if (HOP_BY_HOP.has(name) || drop.has(name) || canonical.startsWith("x-edge-session")) headers.delete(name);
   }
   const cookies = headers.getSetCookie();
   const layerOwned = new Set([cookieName, ADMIN_COOKIE]);

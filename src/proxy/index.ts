@@ -22,6 +22,7 @@ export function forwardedClaims(cfg: EdgeConfig, s: LiveSession): ForwardedClaim
     claims.prev_oid = s.moved.from;
     claims.reason = s.moved.reason;
   }
+  // FORWARDED_MAX_BYTES (the signer) decides what fits; the deprecated data-only cap still applies first.
   if (s.dataBytes <= cfg.limits.forwardedDataBytes) claims.data = s.data;
   else claims.data_omitted = true;
   return claims;
@@ -36,7 +37,7 @@ export async function upstreamHeaders(
   const url = new URL(request.url);
   const headers = upstreamRequestHeaders(request.headers, {
     cookieName: cfg.cookieName,
-    sessionHeader: await signer.sign(forwardedClaims(cfg, s)),
+    sessionHeader: await signer.sign(forwardedClaims(cfg, s), Date.now(), s.dataBytes),
     forwarded: {
       clientIp: request.headers.get("cf-connecting-ip") ?? undefined,
       host: url.host,

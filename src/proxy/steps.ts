@@ -46,7 +46,10 @@ const runtimes = new WeakMap<EdgeConfig, Runtime>();
 export function runtimeFor(cfg: EdgeConfig): Runtime {
   let rt = runtimes.get(cfg);
   if (!rt) {
-    rt = { signer: new ForwardedSigner(cfg.keys, cfg.issuer, cfg.forwardedAudience), router: new Router(cfg) };
+    rt = {
+      signer: new ForwardedSigner(cfg.keys, cfg.issuer, cfg.forwardedAudience, cfg.limits.forwardedBytes),
+      router: new Router(cfg),
+    };
     runtimes.set(cfg, rt);
   }
   return rt;

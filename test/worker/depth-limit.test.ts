@@ -95,7 +95,9 @@ describe("nesting depth (MAX_SESSION_DEPTH)", () => {
 
   it("parseDirectives names the problem", () => {
     const limits = {
+      forwardedBytes: 6144,
       forwardedDataBytes: 4096,
+      loginClaimsBytes: 2048,
       patchBytes: 8192,
       sessionBytes: 262144,
       sessionKeys: 1000,

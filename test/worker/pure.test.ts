@@ -8,7 +8,9 @@ import { upstreamUrl } from "../../src/proxy/upstream.ts";
 import { applyMergePatch, type Json } from "../../src/session/index.ts";
 
 const LIMITS = {
+  forwardedBytes: 6144,
   forwardedDataBytes: 4096,
+  loginClaimsBytes: 2048,
   patchBytes: 8192,
   sessionBytes: 262144,
   sessionKeys: 1000,
