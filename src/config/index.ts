@@ -319,12 +319,10 @@ export async function checkConfig(env: Record<string, unknown>): Promise<ConfigC
   const admin = checkAdminToken(env.ADMIN_TOKEN);
   const operatorProblems = admin.problem ? [{ field: "ADMIN_TOKEN", message: admin.problem }] : [];
   const cookieName = parsed.success ? parsed.data.COOKIE_NAME : asString(env.COOKIE_NAME);
-  const learned = await loadLearnedAffinity(
-    problems,
-    asString(env.LEARNED_AFFINITY),
-    asString(env.SNAPSHOT_KEY),
-    cookieName ?? "",
-  );
+  // Its sealing key derives from SNAPSHOT_KEY: only once that key is known to be good.
+  const learned = snapshots
+    ? await loadLearnedAffinity(problems, asString(env.LEARNED_AFFINITY), asString(env.SNAPSHOT_KEY), cookieName ?? "")
+    : undefined;
   if (!parsed.success || !origins || !keys || !snapshots || !learned)
     return { problems: problems.list, operatorProblems };
   const raw = parsed.data;

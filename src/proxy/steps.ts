@@ -275,6 +275,7 @@ export async function applyOriginDirectives(
   } catch (e) {
     if (!(e instanceof EdgeError)) throw e;
     log("error", "session_commit_failed", { code: e.code, sid: session.sid, message: e.message });
+    await failClosed(x, session, change, upstream);
     return { ok: false, error: e, loggedOut: change.logout === true };
   }
   // The per-user index: a login registers, a logout unregisters, `Logout: all` ends the user's other sessions.
@@ -332,6 +333,7 @@ export async function applyOriginDirectives(
         ),
       };
     case "unavailable":
+      await failClosed(x, session, change, upstream);
       log("error", "session_commit_failed", {
         code: "ERR_SESSION_UNAVAILABLE",
         sid: session.sid,
@@ -339,6 +341,15 @@ export async function applyOriginDirectives(
       });
       return { ok: false, error: sessionUnavailable(outcome.message), loggedOut: change.logout === true };
   }
+}
+
+/**
+ * A `Logout: all` whose own session could not be ended still ends the user's
+ * other sessions: after a password change, the rest must not stay open because
+ * this one was out of reach.
+ */
+async function failClosed(x: RequestScope, session: LiveSession, change: SessionChange, upstream: Response) {
+  if (change.logout && isLogoutAll(upstream.headers)) await afterCommit(x, session, { kind: "logged-out" }, true);
 }
 
 /**

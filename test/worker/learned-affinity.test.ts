@@ -3,7 +3,7 @@
  * cookie such as JSESSIONID) reach the origin that issued them, sealed on the
  * way to the client and restored on the way back, with real origins.
  */
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { sealKeyFrom, sealLearnedId, unsealLearnedId } from "../../src/affinity/index.ts";
 import { BASE, BrowserClient, callWorker, type Echo, edgeEnv, header, receivedBy, respondWith } from "./harness.ts";
 import { admin, poolEnv, spawnOrigins, stopOrigin, type TestOrigin } from "./pool-harness.ts";
@@ -40,12 +40,18 @@ describe("LEARNED_AFFINITY configuration", () => {
     ['[{"cookie":"__Host-edge-session"}]', "LEARNED_AFFINITY[0].cookie: is the layer's own cookie"],
     ['{"header":"Mcp-Session-Id"}', "LEARNED_AFFINITY: "],
     ["[{", "LEARNED_AFFINITY: is not valid JSON"],
-  ])("%s is refused, naming the field", async (value, message) => {
+  ])("%s is refused, naming the field in the log (the client gets a bare ERR_CONFIG)", async (value, message) => {
+    const logged = vi.spyOn(console, "error").mockImplementation(() => {});
     const res = await callWorker(new Request(`${BASE}/`), edgeEnv({ LEARNED_AFFINITY: value }));
     expect(res.status).toBe(500);
     const body = (await res.json()) as { error: { code: string; message: string } };
     expect(body.error.code).toBe("ERR_CONFIG");
-    expect(body.error.message).toContain(`invalid configuration: ${message}`);
+    expect(body.error.message).not.toContain("LEARNED_AFFINITY");
+    const line = logged.mock.calls
+      .map((c) => JSON.parse(String(c[0])) as { event?: string; message?: string })
+      .find((l) => l.event === "config_invalid");
+    expect(line?.message).toContain(message);
+    logged.mockRestore();
   });
 });
 

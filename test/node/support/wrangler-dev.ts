@@ -292,6 +292,9 @@ export async function startWranglerDev(options: WranglerDevOptions): Promise<Wra
       "--persist-to",
       persistTo,
       "--show-interactive-dev-session=false",
+      // wrangler.toml routes to a custom domain: locally, the Worker sees the host the client used instead.
+      "--local-upstream",
+      `${HOST}:${port}`,
       ...vars,
       ...(options.args ?? []),
     ];
