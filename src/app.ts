@@ -101,13 +101,13 @@ async function proxy(c: Context<AppEnv>): Promise<Response> {
   }
   // Whatever session the client keeps (a rotated one included), its token carries this client's binding.
   const kept = applied.session && x.binding ? { ...applied.session, cb: x.binding } : applied.session;
-  const upstream = await sealLearnedIds(x, learned, forwarded.upstream, forwarded.session.oid, kept, "sid" in found);
+  const upstream = await sealLearnedIds(x, learned, forwarded.upstream, forwarded.session.origin, kept, "sid" in found);
   const response = await clientResponse(cfg, upstream, presented.mode, kept);
   return holdLongLived(
     c.env,
     cfg,
     request.method,
-    forwarded.session.oid,
+    forwarded.session.origin,
     response,
     stuckOnDrain(x, learned, placement),
   );

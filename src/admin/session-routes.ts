@@ -6,6 +6,7 @@ import { poolStub, poolView, refreshPoolView, regionsDown } from "../origins/ind
 import { ObjectUnavailable, objectCaller, recoverSession } from "../replication/failover.ts";
 import { writeRevocation } from "../replication/store.ts";
 import { following, type SessionAt, type SessionMeta, type SessionRecord } from "../session/index.ts";
+import type { Forward } from "../session/record.ts";
 import { principalStub } from "../users/index.ts";
 import { type AdminApp, errors, json, security } from "./openapi.ts";
 import {
@@ -112,13 +113,18 @@ const clearFaultsRoute = createRoute({
   responses: { 200: json(FaultsChangeSchema, "No faults"), 401: errors[401], 403: errors[404] },
 });
 
+/** The operator API names epochs as the tokens do (`ep`, `reg`, `jur`). */
+function wireForward(f: Forward): { ep: number; reg: string; jur?: string } {
+  return { ep: f.epoch, reg: f.region, ...(f.jurisdiction ? { jur: f.jurisdiction } : {}) };
+}
+
 const unknownSession = (sid: string) => new EdgeError("ERR_UNKNOWN_SESSION", `no session ${sid}`, { status: 404 });
 
 /** The session's object (or a hop on the way to it) could not be reached: a typed 503, never a 500. */
 function asUnavailable(sid: string, e: unknown): EdgeError | unknown {
   if (e instanceof ObjectUnavailable)
     return sessionUnavailable(
-      `session ${sid}: its object in ${e.at.reg} could not be reached (${e.code}); try again`,
+      `session ${sid}: its object in ${e.at.region} could not be reached (${e.code}); try again`,
       e,
     );
   return e;
@@ -148,9 +154,9 @@ export function registerSessionRoutes(admin: AdminApp): void {
     const revokeAt = async (at: SessionAt, active: SessionRecord) => {
       const meta: SessionMeta = {
         sid,
-        epoch: at.ep,
-        oid: active.oid,
-        reg: active.reg,
+        epoch: at.epoch,
+        origin: active.origin,
+        region: active.region,
         createdAt: active.createdAt,
         idleMs: active.idleMs,
         absoluteMs: active.absoluteMs,
@@ -197,7 +203,11 @@ export function registerSessionRoutes(admin: AdminApp): void {
           e,
         );
         if (recovered.kind === "live" || recovered.kind === "restored")
-          await revokeAt(recovered.session, { ...active, oid: recovered.session.oid, reg: recovered.session.reg });
+          await revokeAt(recovered.session, {
+            ...active,
+            origin: recovered.session.origin,
+            region: recovered.session.region,
+          });
       }
     };
     await revoke().catch(async (e: unknown) => {
@@ -228,19 +238,25 @@ export function registerSessionRoutes(admin: AdminApp): void {
       throw new EdgeError("ERR_SESSION_ENDED", `session ${sid} has ended`, { status: 409 });
     const current = found.stored;
     const reg =
-      body.region ?? (body.jurisdiction === "eu" && !["weur", "eeur"].includes(current.reg) ? "weur" : current.reg);
-    if (reg === current.reg && (body.jurisdiction ?? current.jur) === current.jur)
+      body.region ??
+      (body.jurisdiction === "eu" && !["weur", "eeur"].includes(current.region) ? "weur" : current.region);
+    if (reg === current.region && (body.jurisdiction ?? current.jurisdiction) === current.jurisdiction)
       throw new EdgeError("ERR_ALREADY_THERE", `session ${sid} already lives in ${reg}`, { status: 409 });
-    const target = { reg, ...(body.jurisdiction ? { jur: body.jurisdiction } : {}) };
+    const target = { region: reg, ...(body.jurisdiction ? { jurisdiction: body.jurisdiction } : {}) };
     const result = await call(found.at, (stub) => stub.migrate(target, "operator")).catch(unreachable(sid));
     switch (result.kind) {
       case "migrated":
         return c.json(
-          { status: "migrated" as const, from: result.from, to: result.to, durationMs: result.durationMs },
+          {
+            status: "migrated" as const,
+            from: wireForward(result.from),
+            to: wireForward(result.to),
+            durationMs: result.durationMs,
+          },
           200,
         );
       case "pending":
-        return c.json({ status: "pending" as const, from: null, to: result.to, durationMs: null }, 202);
+        return c.json({ status: "pending" as const, from: null, to: wireForward(result.to), durationMs: null }, 202);
       case "refused":
         throw new EdgeError(result.code, result.message, { status: 409 });
       case "ended":

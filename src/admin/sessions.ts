@@ -9,8 +9,8 @@ export function sessionView({ at, stored }: Located, withData: boolean) {
     sid: stored.sid,
     status: stored.status,
     epoch: stored.epoch,
-    region: at.reg,
-    jurisdiction: at.jur ?? null,
+    region: at.region,
+    jurisdiction: at.jurisdiction ?? null,
   };
   const trail = (audit: AuditEntry[] | undefined) =>
     (audit ?? []).map((e) => ({ at: new Date(e.at).toISOString(), event: e.event, detail: e.detail ?? null }));
@@ -30,7 +30,7 @@ export function sessionView({ at, stored }: Located, withData: boolean) {
     status: stored.migration ? ("migrating" as const) : ("active" as const),
     reason: null,
     endedAt: null,
-    origin: stored.oid,
+    origin: stored.origin,
     home: stored.home ?? null,
     version: stored.version,
     sub: stored.sub ?? null,

@@ -72,10 +72,10 @@ export function registerUserRoutes(admin: AdminApp): void {
             : r?.migration
               ? ("migrating" as const)
               : ("active" as const),
-        region: at.reg,
-        epoch: at.ep,
-        jurisdiction: at.jur ?? null,
-        origin: r?.oid ?? entry.oid,
+        region: at.region,
+        epoch: at.epoch,
+        jurisdiction: at.jurisdiction ?? null,
+        origin: r?.origin ?? entry.origin,
         createdAt: iso(r?.createdAt ?? entry.createdAt),
         lastSeen: r ? iso(r.lastSeen) : null,
         version: r?.version ?? null,

@@ -41,22 +41,23 @@ export async function* evacuateRegion(
         if (!to) return { sid, status: "skipped", reason: "no region allowed by its jurisdiction" };
         let at: SessionAt = {
           sid,
-          ep: meta.ep,
-          reg: meta.reg,
-          oid: meta.oid,
-          ct: 0,
-          ...(meta.jur ? { jur: meta.jur } : {}),
+          epoch: meta.ep,
+          region: meta.reg,
+          origin: meta.oid,
+          createdSec: 0,
+          ...(meta.jur ? { jurisdiction: meta.jur } : {}),
         };
         try {
           for (let hop = 0; hop < 4; hop++) {
             const here = at;
-            const result = await call(here, (stub) => stub.migrate({ reg: to }, "evacuate"));
+            const result = await call(here, (stub) => stub.migrate({ region: to }, "evacuate"));
             if (result.kind === "migrated") return { sid, status: "migrated", to, ms: result.durationMs };
             if (result.kind !== "moved")
               return { sid, status: result.kind === "pending" ? "failed" : "skipped", reason: result.kind };
             // The snapshot's metadata was behind: the session already moved on. Evacuate it only if it is still here.
-            if (result.to.reg !== region) return { sid, status: "skipped", reason: `already in ${result.to.reg}` };
-            at = { ...at, ep: result.to.ep, reg: result.to.reg };
+            if (result.to.region !== region)
+              return { sid, status: "skipped", reason: `already in ${result.to.region}` };
+            at = { ...at, epoch: result.to.epoch, region: result.to.region };
           }
           return { sid, status: "failed", reason: "too many forward pointers" };
         } catch (e) {

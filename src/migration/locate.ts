@@ -26,16 +26,18 @@ export async function locateSession(
     ? [
         {
           sid,
-          ep: metadata.ep,
-          reg: metadata.reg,
-          oid: metadata.oid,
-          ct: 0,
-          ...(metadata.jur ? { jur: metadata.jur } : {}),
+          epoch: metadata.ep,
+          region: metadata.reg,
+          origin: metadata.oid,
+          createdSec: 0,
+          ...(metadata.jur ? { jurisdiction: metadata.jur } : {}),
         },
       ]
     : [
-        { sid, ep: 1, reg: cfg.defaultRegion, oid: "", ct: 0 },
-        ...(cfg.jurisdictions === "eu" ? [{ sid, ep: 1, reg: "weur", oid: "", ct: 0, jur: "eu" }] : []),
+        { sid, epoch: 1, region: cfg.defaultRegion, origin: "", createdSec: 0 },
+        ...(cfg.jurisdictions === "eu"
+          ? [{ sid, epoch: 1, region: "weur", origin: "", createdSec: 0, jurisdiction: "eu" }]
+          : []),
       ];
   for (const start of starts) {
     const { result, at } = await following(start, call, async (stub) => {

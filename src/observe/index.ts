@@ -36,21 +36,21 @@ export function explain(): MiddlewareHandler<AppEnv> {
 /** The session this request runs with (src/app.ts, once it is known); a refused token is counted. */
 export function explainSession(env: Env, session: LiveSession, refused: { code: string } | undefined): void {
   const trace = currentTrace();
-  if (trace) trace.session = { presentedEp: session.presented?.ep, ep: session.ep, refused: refused?.code };
+  if (trace) trace.session = { presentedEp: session.presented?.ep, ep: session.epoch, refused: refused?.code };
   if (refused)
-    writeMetric(env, { event: "token_rejected", origin: session.oid, region: session.reg, detail: refused.code });
+    writeMetric(env, { event: "token_rejected", origin: session.origin, region: session.region, detail: refused.code });
 }
 
 /** A session moved to another origin (src/proxy/route.ts). */
 export function explainRepin(env: Env, s: LiveSession, to: string, reason: string): void {
   const trace = currentTrace();
   if (trace) trace.repin = reason;
-  writeMetric(env, { event: "repin", origin: to, region: s.reg, detail: `${s.oid}→${to} ${reason}` });
+  writeMetric(env, { event: "repin", origin: to, region: s.region, detail: `${s.origin}→${to} ${reason}` });
 }
 
 /** A session rebuilt from its snapshot after its object was unreachable (src/proxy/steps.ts). */
 export function explainRestore(env: Env, s: LiveSession, from: string, cause: string): void {
   const trace = currentTrace();
   if (trace) trace.restored = true;
-  writeMetric(env, { event: "restore", origin: s.oid, region: s.reg, detail: `${from}→${s.reg} ${cause}` });
+  writeMetric(env, { event: "restore", origin: s.origin, region: s.region, detail: `${from}→${s.region} ${cause}` });
 }

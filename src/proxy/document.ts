@@ -1,7 +1,7 @@
 import type { EdgeConfig } from "../config/index.ts";
 import { EdgeError, type ErrorCode } from "../errors.ts";
 import { ObjectUnavailable, objectCaller } from "../replication/failover.ts";
-import { following, type JsonObject } from "../session/index.ts";
+import { following, type JsonObject, type SessionAt } from "../session/index.ts";
 import type { StoredSession } from "../session/record.ts";
 import type { ForwardedSigner } from "../token/index.ts";
 
@@ -45,7 +45,14 @@ export async function sessionDocument(
   if (ver === 0) return { sid, ver, data: {} };
 
   const call = objectCaller(env, cfg, []);
-  const start = { sid, ep: verified.claims.ep, reg: verified.claims.reg, oid, ct: 0, ...(jur ? { jur } : {}) };
+  const start: SessionAt = {
+    sid,
+    epoch: verified.claims.ep,
+    region: verified.claims.reg,
+    origin: oid,
+    createdSec: 0,
+    ...(jur ? { jurisdiction: jur } : {}),
+  };
   let stored: StoredSession | undefined;
   try {
     ({

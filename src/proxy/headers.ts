@@ -1,4 +1,5 @@
 import { ADMIN_COOKIE } from "../admin/auth.ts";
+import { successorCookie } from "./transport.ts";
 
 /**
  * Hop-by-hop headers (RFC 9110 §7.6.1, formerly RFC 2616 §13.5.1) belong to one
@@ -121,7 +122,8 @@ export function upstreamRequestHeaders(
     // `X_App` beside `X-App`, or `Content_Length`: a CGI-style origin would read the one as the other.
     if (canonical !== name && (FRAMING.has(canonical) || names.has(canonical))) continue;
     if (name === "cookie") {
-      const rest = withoutCookie(withoutCookie(value, ADMIN_COOKIE) ?? "", options.cookieName);
+      const layerFree = withoutCookie(withoutCookie(value, ADMIN_COOKIE) ?? "", successorCookie(options.cookieName));
+      const rest = withoutCookie(layerFree ?? "", options.cookieName);
       if (rest) out.append("cookie", rest);
       continue;
     }
@@ -157,7 +159,7 @@ export function cleanResponseHeaders(headers: Headers, cookieName: string): void
     if (HOP_BY_HOP.has(name) || drop.has(name) || canonical.startsWith("x-edge-session")) headers.delete(name);
   }
   const cookies = headers.getSetCookie();
-  const layerOwned = new Set([cookieName, ADMIN_COOKIE]);
+  const layerOwned = new Set([cookieName, successorCookie(cookieName), ADMIN_COOKIE]);
   const kept = cookies.filter((c) => !layerOwned.has(c.split("=", 1)[0]?.trim() ?? ""));
   if (kept.length !== cookies.length) {
     headers.delete("set-cookie");

@@ -1,11 +1,11 @@
 import type { EdgeConfig } from "../config/index.ts";
 import type { EdgeError } from "../errors.ts";
 import { log } from "../log.ts";
-import { type LiveSession, startSession } from "../session/index.ts";
+import { type LiveSession, ROTATION_GRACE_MS, startSession } from "../session/index.ts";
 import { JURISDICTION_REGIONS } from "../session/migration.ts";
 import { type ForwardedClaims, type ForwardedSigner, issueAffinityToken } from "../token/index.ts";
 import { cleanResponseHeaders, isWebSocketUpgrade, ORIGIN_AUTH_HEADER, upstreamRequestHeaders } from "./headers.ts";
-import { type TokenMode, writeToken } from "./transport.ts";
+import { type TokenMode, writeSuccessor, writeToken } from "./transport.ts";
 
 export { isLogoutAll, parseDirectives } from "./directives.ts";
 export { isWebSocketUpgrade } from "./headers.ts";
@@ -14,10 +14,10 @@ export { fetchOrigin, upstreamUrl } from "./upstream.ts";
 
 /** Claims of the forwarded X-Edge-Session header for this request. */
 export function forwardedClaims(cfg: EdgeConfig, s: LiveSession): ForwardedClaims {
-  const claims: ForwardedClaims = { sid: s.sid, ver: s.ver, oid: s.oid, reg: s.reg, ep: s.ep };
+  const claims: ForwardedClaims = { sid: s.sid, ver: s.version, oid: s.origin, reg: s.region, ep: s.epoch };
   if (s.sub !== undefined) claims.sub = s.sub;
   if (s.claims !== undefined) claims.claims = s.claims;
-  if (s.jur !== undefined) claims.jur = s.jur;
+  if (s.jurisdiction !== undefined) claims.jur = s.jurisdiction;
   if (s.moved) {
     claims.prev_oid = s.moved.from;
     claims.reason = s.moved.reason;
@@ -51,15 +51,20 @@ export async function upstreamHeaders(
 
 /** Seconds until the session's token must expire: the idle timeout, capped by the absolute lifetime. */
 function tokenExpiry(cfg: EdgeConfig, s: LiveSession, nowSec: number): number {
-  return Math.min(nowSec + cfg.idleTimeout, s.ct + cfg.absoluteTimeout);
+  return Math.min(nowSec + cfg.idleTimeout, s.createdSec + cfg.absoluteTimeout);
 }
 
 /** A token is re-issued when it names something else, or once past half its life (sliding expiry). */
-function needsNewToken(s: LiveSession, nowSec: number): boolean {
+function needsNewToken(s: LiveSession, nowSec: number, mode: TokenMode): boolean {
   const p = s.presented;
   if (!p) return true;
-  if (p.sid !== s.sid || p.oid !== s.oid || p.ep !== s.ep || p.reg !== s.reg || p.jur !== s.jur || p.cb !== s.cb)
-    return true;
+  if (p.sid !== s.sid || p.oid !== s.origin || p.cb !== s.cb) return true;
+  const relocated = p.ep !== s.epoch || p.reg !== s.region || p.jur !== s.jurisdiction;
+  // An API client keeps whichever token arrived last and has no second slot (browsers have the
+  // successor cookie): a read that merely followed a migration's forward pointer leaves its token as
+  // it is, so an answer racing a login cannot undo it. The pointer lives as long as that token does;
+  // the next write, refresh or recovery brings the token up to date.
+  if (relocated && (mode === "cookie" || s.recovered)) return true;
   return nowSec >= p.iat + (p.exp - p.iat) / 2;
 }
 
@@ -69,18 +74,19 @@ export async function sessionTokenFor(
   now = Date.now(),
 ): Promise<{ token: string; maxAge: number }> {
   const nowSec = Math.floor(now / 1000);
-  if (s.presented && !needsNewToken(s, nowSec)) return { token: s.presented.raw, maxAge: s.presented.exp - nowSec };
+  if (s.presented && !needsNewToken(s, nowSec, "cookie"))
+    return { token: s.presented.raw, maxAge: s.presented.exp - nowSec };
   const exp = tokenExpiry(cfg, s, nowSec);
   const token = await issueAffinityToken(
     { keys: cfg.keys, issuer: cfg.issuer, audience: cfg.affinityAudience },
     {
       sid: s.sid,
-      oid: s.oid,
-      ep: s.ep,
-      reg: s.reg,
-      ct: s.ct,
+      oid: s.origin,
+      ep: s.epoch,
+      reg: s.region,
+      ct: s.createdSec,
       exp,
-      ...(s.jur === "eu" ? { jur: s.jur } : {}),
+      ...(s.jurisdiction === "eu" ? { jur: s.jurisdiction } : {}),
       ...(s.cb ? { cb: s.cb } : {}),
     },
     now,
@@ -101,14 +107,18 @@ export async function clientResponse(
 ): Promise<Response> {
   const headers = new Headers(upstream.headers);
   cleanResponseHeaders(headers, cfg.cookieName);
-  if (!session) writeToken(headers, mode, cfg, undefined, 0);
-  else if (session.ephemeral) {
+  if (!session) {
+    writeToken(headers, mode, cfg, undefined, 0);
+    if (mode === "cookie") writeSuccessor(headers, cfg, undefined, 0);
+  } else if (session.ephemeral) {
     // The client raced its own login: its new token stands; this response must not replace it.
-  } else if (!session.presented || needsNewToken(session, Math.floor(Date.now() / 1000))) {
+  } else if (!session.presented || needsNewToken(session, Math.floor(Date.now() / 1000), mode)) {
     // Only a token that changed is sent, in either mode: a response to a request that raced another
     // (a login, a migration) must not hand back the older token it came with, over the newer one.
     const { token, maxAge } = await sessionTokenFor(cfg, session);
     writeToken(headers, mode, cfg, token, maxAge);
+    if (mode === "cookie" && session.rotated)
+      writeSuccessor(headers, cfg, token, Math.min(maxAge, Math.ceil(ROTATION_GRACE_MS / 1000)));
   }
   if (upstream.status === 101 && upstream.webSocket)
     return new Response(null, { status: 101, webSocket: upstream.webSocket, headers });
@@ -118,7 +128,10 @@ export async function clientResponse(
 /** The layer's own error instead of the origin's answer; `clearToken`: the client is logged out all the same. */
 export function errorResponse(cfg: EdgeConfig, error: EdgeError, mode: TokenMode, clearToken: boolean): Response {
   const res = error.toResponse();
-  if (clearToken) writeToken(res.headers, mode, cfg, undefined, 0);
+  if (clearToken) {
+    writeToken(res.headers, mode, cfg, undefined, 0);
+    if (mode === "cookie") writeSuccessor(res.headers, cfg, undefined, 0);
+  }
   return res;
 }
 

@@ -61,10 +61,10 @@ export class Router {
     region: string,
   ): { stay: OriginConfig } | { move: MoveReason; to: OriginConfig | undefined } {
     const now = Date.now();
-    const reason = leaveReason(this.cfg.origins, view, s.oid, now, this.outliers.ejectedUntil(s.oid));
-    const current = this.#find(s.oid);
+    const reason = leaveReason(this.cfg.origins, view, s.origin, now, this.outliers.ejectedUntil(s.origin));
+    const current = this.#find(s.origin);
     if (!reason && current) {
-      const home = s.home !== undefined && s.home !== s.oid ? this.#find(s.home) : undefined;
+      const home = s.home !== undefined && s.home !== s.origin ? this.#find(s.home) : undefined;
       const afterMs = this.cfg.pool.returnHomeAfter * 1000;
       if (
         home &&
@@ -74,7 +74,7 @@ export class Router {
         return { move: "return_home", to: home };
       return { stay: current };
     }
-    return { move: reason ?? "removed", to: this.pick(view, region, new Set([s.oid])) };
+    return { move: reason ?? "removed", to: this.pick(view, region, new Set([s.origin])) };
   }
 
   /** Counts a response; on a failure that ejects the origin, tells the pool. */
@@ -113,17 +113,17 @@ export async function repin(
   waitUntil: WaitUntil,
   call: ObjectCall,
 ): Promise<LiveSession> {
-  const home = cfg.pool.failover === "temporary" && reason !== "return_home" ? (s.home ?? s.oid) : undefined;
-  let next: LiveSession = { ...s, oid: to.id, moved: { from: s.oid, reason } };
+  const home = cfg.pool.failover === "temporary" && reason !== "return_home" ? (s.home ?? s.origin) : undefined;
+  let next: LiveSession = { ...s, origin: to.id, moved: { from: s.origin, reason } };
   if (home !== undefined) next.home = home;
   else delete next.home;
-  if (s.ver > 0 || home !== undefined || s.home !== undefined) {
+  if (s.version > 0 || home !== undefined || s.home !== undefined) {
     try {
       const outcome = await timed("session", () =>
         commitChange(cfg, s, { assign: { oid: to.id, home: home ?? null, reason } }, call),
       );
       if (outcome.kind === "updated") {
-        next = { ...outcome.session, moved: { from: s.oid, reason } };
+        next = { ...outcome.session, moved: { from: s.origin, reason } };
         const counts = outcome.counts;
         if (counts)
           waitUntil(
@@ -142,11 +142,11 @@ export async function repin(
   // The pool keeps recent re-pins for the operator's timeline.
   waitUntil(
     poolStub(env, cfg)
-      .recordEvent("session_repinned", s.oid, `${s.sid} → ${to.id} (${reason})`)
+      .recordEvent("session_repinned", s.origin, `${s.sid} → ${to.id} (${reason})`)
       .catch(() => {}),
   );
   explainRepin(env, s, to.id, reason);
-  log("info", "session_repinned", { sid: s.sid, from: s.oid, to: to.id, reason, policy: cfg.pool.failover });
+  log("info", "session_repinned", { sid: s.sid, from: s.origin, to: to.id, reason, policy: cfg.pool.failover });
   return next;
 }
 

@@ -140,17 +140,26 @@ export async function sessionFor(x: RequestScope, presented: PresentedToken): Pr
     if (recovered.kind === "refused") return { refused: { code: recovered.code, message: recovered.message } };
     if (recovered.kind === "restored") {
       reportCounts(x, [recovered.counts]);
-      explainRestore(x.env, recovered.session, e.at.reg, e.code);
+      explainRestore(x.env, recovered.session, e.at.region, e.code);
     }
     resumed =
       recovered.kind === "ended"
         ? { ended: recovered.reason, ...(recovered.at !== undefined ? { at: recovered.at } : {}) }
-        : { session: recovered.session };
+        : { session: { ...recovered.session, recovered: true } };
   }
   if ("session" in resumed) return resumed.session;
   const refused = { code: "ERR_SESSION_ENDED" as const, message: `the session has ended (${resumed.ended})` };
-  if (resumed.ended === "rotated" && resumed.at !== undefined && Date.now() - resumed.at < ROTATION_GRACE_MS)
+  if (resumed.ended === "rotated" && resumed.at !== undefined && Date.now() - resumed.at < ROTATION_GRACE_MS) {
+    // A browser that raced its own login may have had its new cookie replaced; it still sends the
+    // successor cookie the login set. That is the new session's own token, so it opens no more than
+    // the main cookie did before the race; a pre-login token alone (fixation) opens nothing.
+    if (presented.successor && presented.successor !== presented.token) {
+      const next = await sessionFor(x, { mode: presented.mode, token: presented.successor });
+      // The main cookie is re-issued for it: the stale token is what the client presented.
+      if ("sid" in next) return { ...next, presented: presentedFrom(verified.claims, presented.token) };
+    }
     return { refused, rotatedAt: resumed.at };
+  }
   return { refused };
 }
 
@@ -159,8 +168,8 @@ function logUnavailable(e: ObjectUnavailable): void {
     sid: e.at.sid,
     code: e.code,
     message: e.message,
-    epoch: e.at.ep,
-    region: e.at.reg,
+    epoch: e.at.epoch,
+    region: e.at.region,
   });
 }
 
@@ -173,7 +182,7 @@ export async function place(x: RequestScope, s: LiveSession): Promise<{ session:
       session: await repin(x.env, x.cfg, s, decision.to, decision.move, x.waitUntil, x.call),
       placement: { origin: decision.to, fallback: false },
     };
-  return { session: s, placement: fallbackOrFail(x.cfg, `session ${s.sid} must leave ${s.oid} (${decision.move})`) };
+  return { session: s, placement: fallbackOrFail(x.cfg, `session ${s.sid} must leave ${s.origin} (${decision.move})`) };
 }
 
 export function fallbackOrFail(cfg: EdgeConfig, why: string): Placement {
@@ -267,7 +276,12 @@ export async function applyOriginDirectives(
 ): Promise<Applied> {
   const { change, problems } = parseDirectives(upstream.headers, x.cfg.limits);
   for (const p of problems)
-    log("warn", "origin_directive_rejected", { code: p.code, message: p.message, sid: session.sid, oid: session.oid });
+    log("warn", "origin_directive_rejected", {
+      code: p.code,
+      message: p.message,
+      sid: session.sid,
+      oid: session.origin,
+    });
   if (!change) return { ok: true, session };
   let outcome: CommitOutcome;
   try {
@@ -287,7 +301,7 @@ export async function applyOriginDirectives(
     case "rotated":
       reportCounts(x, outcome.counts);
       await afterCommit(x, session, outcome, logoutAll);
-      return { ok: true, session: outcome.session };
+      return { ok: true, session: { ...outcome.session, rotated: true } };
     case "logged-out":
       reportCounts(x, [outcome.counts]);
       await afterCommit(x, session, outcome, logoutAll);
@@ -298,7 +312,7 @@ export async function applyOriginDirectives(
         code: outcome.code,
         message: outcome.message,
         sid: session.sid,
-        oid: session.oid,
+        oid: session.origin,
       });
       return { ok: true, session };
     case "conflict":
@@ -361,7 +375,7 @@ async function failClosed(x: RequestScope, session: LiveSession, change: Session
 async function commitDurably(x: RequestScope, session: LiveSession, change: SessionChange): Promise<CommitOutcome> {
   if (session.ephemeral)
     return change.logout ? { kind: "logged-out" } : { kind: "ended", reason: "rotated", at: Date.now() };
-  const rotationRegions = (s: LiveSession) => homeRegions(x, s.reg, s.jur);
+  const rotationRegions = (s: LiveSession) => homeRegions(x, s.region, s.jurisdiction);
   let failure: ObjectUnavailable;
   try {
     return await commitChange(x.cfg, session, change, x.call, rotationRegions(session));
@@ -371,14 +385,14 @@ async function commitDurably(x: RequestScope, session: LiveSession, change: Sess
     failure = e;
   }
   let target: LiveSession;
-  if (!session.presented && session.ver === 0) {
+  if (!session.presented && session.version === 0) {
     // No token names it yet and nothing is stored: the same session can start anywhere; a new id keeps it simple.
-    const reg = homeRegions(x, x.region, session.jur, [failure.at.reg])[0];
+    const reg = homeRegions(x, x.region, session.jurisdiction, [failure.at.region])[0];
     if (!reg) throw sessionUnavailable("no region can store the session now; try again", failure);
-    const { sid, ep, reg: home, ct } = startSession(session.oid, reg, session.jur);
-    target = { ...session, sid, ep, reg: home, ct };
+    const { sid, epoch: ep, region: home, createdSec: ct } = startSession(session.origin, reg, session.jurisdiction);
+    target = { ...session, sid, epoch: ep, region: home, createdSec: ct };
   } else {
-    const recovered = await recoverSession(recoveryScope(x, session.oid), failure, session.presented);
+    const recovered = await recoverSession(recoveryScope(x, session.origin), failure, session.presented);
     if (recovered.kind === "ended")
       return { kind: "ended", reason: recovered.reason, ...(recovered.at !== undefined ? { at: recovered.at } : {}) };
     if (recovered.kind === "refused")

@@ -15,6 +15,19 @@ export type TokenMode = "cookie" | "header";
 export interface PresentedToken {
   mode: TokenMode;
   token: string | undefined;
+  /** Cookie mode: the token a login issued moments ago, kept apart from the main cookie (see successorCookie). */
+  successor?: string;
+}
+
+/**
+ * The cookie a login also sets, for ROTATION_GRACE_MS: a copy of the new token
+ * under a name no other response writes. A response to a request that raced
+ * the login may still replace the main cookie with a token of the pre-login
+ * session; the browser then sends both, and the layer takes the successor.
+ * It is no new credential: it holds exactly what the main cookie held.
+ */
+export function successorCookie(cookieName: string): string {
+  return `${cookieName}.next`;
 }
 
 export function readPresentedToken(headers: Headers, cookieName: string): PresentedToken {
@@ -24,7 +37,10 @@ export function readPresentedToken(headers: Headers, cookieName: string): Presen
     return { mode: "header", token: token && token.toLowerCase() !== "new" ? token : undefined };
   }
   const cookieHeader = headers.get("cookie");
-  return { mode: "cookie", token: cookieHeader ? parse(cookieHeader, cookieName)[cookieName] : undefined };
+  if (!cookieHeader) return { mode: "cookie", token: undefined };
+  const jar = parse(cookieHeader);
+  const successor = jar[successorCookie(cookieName)];
+  return { mode: "cookie", token: jar[cookieName], ...(successor ? { successor } : {}) };
 }
 
 /** `token` undefined clears the client's token (logout). */
@@ -41,4 +57,10 @@ export function writeToken(
   }
   const options = { httpOnly: true, secure: true, sameSite: "Lax", path: "/", maxAge: token ? maxAge : 0 } as const;
   headers.append("set-cookie", serialize(cfg.cookieName, token ?? "", options));
+}
+
+/** Cookie mode: after a login, the successor cookie (a copy of the new token, for the rotation grace); on logout, cleared. */
+export function writeSuccessor(headers: Headers, cfg: EdgeConfig, token: string | undefined, maxAge: number): void {
+  const options = { httpOnly: true, secure: true, sameSite: "Lax", path: "/", maxAge: token ? maxAge : 0 } as const;
+  headers.append("set-cookie", serialize(successorCookie(cfg.cookieName), token ?? "", options));
 }

@@ -36,7 +36,7 @@ interface DurableObjectError {
 
 /** The faults (development only) that apply to a session's object. */
 export function faultFor(faults: readonly Fault[], at: SessionAt): Fault | undefined {
-  return faults.find((f) => f.target === `region:${at.reg}` || f.target === `session:${at.sid}`);
+  return faults.find((f) => f.target === `region:${at.region}` || f.target === `session:${at.sid}`);
 }
 
 /**
@@ -59,7 +59,7 @@ export function objectCaller(
       throw new ObjectUnavailable(at, "ERR_FAULT_INJECTED", `injected fault: ${fault.target} is down`);
     const attempt = async () => {
       if (fault?.mode === "slow") await new Promise((r) => setTimeout(r, fault.ms ?? 1000));
-      return fn(sessionStub(env, at.sid, at.ep, at.reg, at.jur));
+      return fn(sessionStub(env, at.sid, at.epoch, at.region, at.jurisdiction));
     };
     for (let i = 0; ; i++) {
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -85,7 +85,7 @@ export function objectCaller(
   return async (at, fn) =>
     call(at, fn).catch((e: unknown) => {
       if (e instanceof ObjectUnavailable && !faultFor(current(), at)?.target.startsWith("session:"))
-        observeRegionDown(cfg, at.reg);
+        observeRegionDown(cfg, at.region);
       throw e;
     });
 }
@@ -122,12 +122,16 @@ export interface RecoveryScope {
 /** Restores tried in turn (each a later epoch, another region) before answering 503. */
 const RESTORE_ATTEMPTS = 3;
 
-const forwardOf = (at: SessionAt): Forward => ({ ep: at.ep, reg: at.reg, ...(at.jur ? { jur: at.jur } : {}) });
+const forwardOf = (at: SessionAt): Forward => ({
+  epoch: at.epoch,
+  region: at.region,
+  ...(at.jurisdiction ? { jurisdiction: at.jurisdiction } : {}),
+});
 
 function atForward(at: SessionAt, to: Forward): SessionAt {
-  const next: SessionAt = { ...at, ep: to.ep, reg: to.reg };
-  if (to.jur) next.jur = to.jur;
-  else delete next.jur;
+  const next: SessionAt = { ...at, epoch: to.epoch, region: to.region };
+  if (to.jurisdiction) next.jurisdiction = to.jurisdiction;
+  else delete next.jurisdiction;
   return next;
 }
 
@@ -169,11 +173,17 @@ export async function recoverSession(
   const newer = [
     ...(fence ? [fence] : []),
     ...(snapshot
-      ? [{ ep: snapshot.epoch, reg: snapshot.region, ...(snapshot.jurisdiction ? { jur: snapshot.jurisdiction } : {}) }]
+      ? [
+          {
+            epoch: snapshot.epoch,
+            region: snapshot.region,
+            ...(snapshot.jurisdiction ? { jurisdiction: snapshot.jurisdiction } : {}),
+          },
+        ]
       : []),
   ]
-    .filter((f) => f.ep > failed.ep)
-    .sort((a, b) => b.ep - a.ep);
+    .filter((f) => f.epoch > failed.epoch)
+    .sort((a, b) => b.epoch - a.epoch);
   const newest = newer[0];
   if (newest) {
     const at = atForward(failed, newest);
@@ -189,9 +199,9 @@ export async function recoverSession(
     }
   }
 
-  const jur = failed.jur ?? snapshot?.jurisdiction;
+  const jur = failed.jurisdiction ?? snapshot?.jurisdiction;
   const source: RestoreSource =
-    snapshot && snapshot.epoch <= failed.ep
+    snapshot && snapshot.epoch <= failed.epoch
       ? {
           version: snapshot.version,
           epoch: snapshot.epoch,
@@ -205,22 +215,29 @@ export async function recoverSession(
           takenAt: snapshot.takenAt,
         }
       : // Nothing was ever snapshotted: the session goes on, empty, and the old epoch sends its writes on.
-        { version: 0, epoch: failed.ep, data: {}, origin: failed.oid, createdAt: failed.ct * 1000, updatedAt: started };
+        {
+          version: 0,
+          epoch: failed.epoch,
+          data: {},
+          origin: failed.origin,
+          createdAt: failed.createdSec * 1000,
+          updatedAt: started,
+        };
   const predecessors: Forward[] = [];
   const addPredecessor = (f: Forward) => {
-    if (!predecessors.some((p) => p.ep === f.ep)) predecessors.push(f);
+    if (!predecessors.some((p) => p.epoch === f.epoch)) predecessors.push(f);
   };
   for (const t of tried) addPredecessor(forwardOf(t));
-  if (snapshot && snapshot.epoch < failed.ep)
-    addPredecessor({ ep: snapshot.epoch, reg: snapshot.region, ...(jur ? { jur } : {}) });
+  if (snapshot && snapshot.epoch < failed.epoch)
+    addPredecessor({ epoch: snapshot.epoch, region: snapshot.region, ...(jur ? { jurisdiction: jur } : {}) });
 
-  const known = Math.max(failed.ep, fence?.ep ?? 0, snapshot?.epoch ?? 0);
+  const known = Math.max(failed.epoch, fence?.epoch ?? 0, snapshot?.epoch ?? 0);
   const excluded: string[] = [];
   let last: unknown;
   for (let attempt = 0; attempt < RESTORE_ATTEMPTS; attempt++) {
     const ep = known + 1 + attempt;
-    const reg = restoreRegion(failed.reg, x.clientRegion, jur, x.down, excluded);
-    const target: SessionAt = { ...failed, ep, reg, ...(jur ? { jur } : {}) };
+    const reg = restoreRegion(failed.region, x.clientRegion, jur, x.down, excluded);
+    const target: SessionAt = { ...failed, epoch: ep, region: reg, ...(jur ? { jurisdiction: jur } : {}) };
     let result: WriteResult;
     try {
       result = await x.call(target, (stub) => stub.restore(sessionMeta(cfg, target), source, predecessors));
@@ -252,14 +269,14 @@ export async function recoverSession(
       env.SNAPSHOTS,
       sid,
       { ...forwardOf(target), base: source.version },
-      (failed.ct + cfg.absoluteTimeout) * 1000,
+      (failed.createdSec + cfg.absoluteTimeout) * 1000,
     ).catch((e: unknown) => log("warn", "fence_write_failed", { sid, message: String(e) }));
     const snapshotAgeMs = source.takenAt !== undefined ? started - source.takenAt : null;
     log("warn", "session_restored", {
       sid,
       cause: failure.code,
-      from_epoch: failed.ep,
-      from_region: failed.reg,
+      from_epoch: failed.epoch,
+      from_region: failed.region,
       to_epoch: ep,
       to_region: reg,
       version: source.version,
@@ -267,7 +284,7 @@ export async function recoverSession(
       restore_ms: Date.now() - started,
     });
     x.recordEvent(
-      `${sid} ${failed.reg}→${reg} from v${source.version}${snapshotAgeMs !== null ? `, ${snapshotAgeMs} ms old` : ", no snapshot"}`,
+      `${sid} ${failed.region}→${reg} from v${source.version}${snapshotAgeMs !== null ? `, ${snapshotAgeMs} ms old` : ", no snapshot"}`,
     );
     return { kind: "restored", session, ...(result.counts ? { counts: result.counts } : {}) };
   }

@@ -48,9 +48,9 @@ export function toSnapshot(r: SessionRecord, now: number): SessionSnapshot {
     sid: r.sid,
     epoch: r.epoch,
     version: r.version,
-    region: r.reg,
-    ...(r.jur ? { jurisdiction: r.jur } : {}),
-    origin: r.oid,
+    region: r.region,
+    ...(r.jurisdiction ? { jurisdiction: r.jurisdiction } : {}),
+    origin: r.origin,
     ...(r.home ? { home: r.home } : {}),
     data: r.data,
     auth: { ...(r.sub !== undefined ? { sub: r.sub } : {}), ...(r.claims ? { claims: r.claims } : {}) },
@@ -64,12 +64,12 @@ export function toSnapshot(r: SessionRecord, now: number): SessionSnapshot {
 /** Writes the latest snapshot; it expires with the session's absolute lifetime. */
 export async function putSnapshot(kv: KVNamespace, key: SnapshotKey, r: SessionRecord, now: number): Promise<void> {
   const metadata: SnapshotMetadata = {
-    oid: r.oid,
-    reg: r.reg,
+    oid: r.origin,
+    reg: r.region,
     ep: r.epoch,
     ver: r.version,
     updatedAt: r.updatedAt,
-    ...(r.jur ? { jur: r.jur } : {}),
+    ...(r.jurisdiction ? { jur: r.jurisdiction } : {}),
   };
   // KV wants an absolute expiration at least 60 s ahead.
   const expiration = Math.max(Math.ceil((r.createdAt + r.absoluteMs) / 1000), Math.ceil(now / 1000) + 60);
@@ -91,7 +91,7 @@ export async function readFence(kv: KVNamespace, sid: string): Promise<Fence | u
   if (!raw) return undefined;
   try {
     const f = JSON.parse(raw) as Fence;
-    return typeof f.ep === "number" && typeof f.reg === "string" ? f : undefined;
+    return typeof f.epoch === "number" && typeof f.region === "string" ? f : undefined;
   } catch {
     return undefined;
   }

@@ -31,17 +31,17 @@ export interface PresentedClaims {
 /** The session as the Worker handles it during one request. Times in seconds, as in the token. */
 export interface LiveSession {
   sid: string;
-  ep: number;
-  oid: string;
+  epoch: number;
+  origin: string;
   /** Set while a `temporary` failover has the session away from this origin. */
   home?: string;
-  reg: string;
+  region: string;
   /** Jurisdiction the session is pinned to, if any. */
-  jur?: string;
+  jurisdiction?: string;
   /** This request's client binding digest (CLIENT_BINDING), carried into the token. */
   cb?: string;
-  ct: number;
-  ver: number;
+  createdSec: number;
+  version: number;
   data: JsonObject;
   /** Size of `data` as JSON, from the record (measured once per write, not per request). */
   dataBytes: number;
@@ -56,6 +56,10 @@ export interface LiveSession {
    * never stored, and never given a token (the client already holds its new one).
    */
   ephemeral?: true;
+  /** This request's login rotated the session into this one (cookie mode also sets the successor cookie). */
+  rotated?: true;
+  /** This request found the session only by recovery (a newer epoch followed, or a restore). */
+  recovered?: true;
 }
 
 /** What became of an origin's change. Only `updated`, `rotated` and `logged-out` were committed. */
@@ -122,22 +126,22 @@ function namespaceFor(env: Env, jur: string | undefined, name: string): { ns: En
   }
 }
 
-export type SessionAt = Pick<LiveSession, "sid" | "ep" | "oid" | "reg" | "ct" | "jur">;
+export type SessionAt = Pick<LiveSession, "sid" | "epoch" | "origin" | "region" | "createdSec" | "jurisdiction">;
 
 export function sessionMeta(cfg: EdgeConfig, s: SessionAt): SessionMeta {
   return {
     sid: s.sid,
-    epoch: s.ep,
-    oid: s.oid,
-    reg: s.reg,
-    createdAt: s.ct * 1000,
+    epoch: s.epoch,
+    origin: s.origin,
+    region: s.region,
+    createdAt: s.createdSec * 1000,
     idleMs: cfg.idleTimeout * 1000,
     absoluteMs: cfg.absoluteTimeout * 1000,
     maxDataBytes: cfg.limits.sessionBytes,
     maxKeys: cfg.limits.sessionKeys,
     maxDepth: cfg.limits.sessionDepth,
     pool: cfg.pool.name,
-    ...(s.jur ? { jur: s.jur } : {}),
+    ...(s.jurisdiction ? { jurisdiction: s.jurisdiction } : {}),
     ...(cfg.migration.auto
       ? { migrateAfter: { requests: cfg.migration.afterRequests, seconds: cfg.migration.afterSeconds } }
       : {}),
@@ -147,13 +151,13 @@ export function sessionMeta(cfg: EdgeConfig, s: SessionAt): SessionMeta {
 export function fromRecord(r: SessionRecord, presented?: PresentedClaims): LiveSession {
   return {
     sid: r.sid,
-    ep: r.epoch,
-    oid: r.oid,
+    epoch: r.epoch,
+    origin: r.origin,
     ...(r.home !== undefined ? { home: r.home } : {}),
-    reg: r.reg,
-    ...(r.jur !== undefined ? { jur: r.jur } : {}),
-    ct: Math.floor(r.createdAt / 1000),
-    ver: r.version,
+    region: r.region,
+    ...(r.jurisdiction !== undefined ? { jurisdiction: r.jurisdiction } : {}),
+    createdSec: Math.floor(r.createdAt / 1000),
+    version: r.version,
     data: r.data,
     dataBytes: r.dataBytes,
     ...(r.sub !== undefined ? { sub: r.sub } : {}),
@@ -166,21 +170,21 @@ export function fromRecord(r: SessionRecord, presented?: PresentedClaims): LiveS
 export function startSession(oid: string, reg: string, jur?: string, now = Date.now()): LiveSession {
   return {
     sid: newSessionId(),
-    ep: 1,
-    oid,
-    reg,
-    ...(jur ? { jur } : {}),
-    ct: Math.floor(now / 1000),
-    ver: 0,
+    epoch: 1,
+    origin: oid,
+    region: reg,
+    ...(jur ? { jurisdiction: jur } : {}),
+    createdSec: Math.floor(now / 1000),
+    version: 0,
     data: {},
     dataBytes: EMPTY_DATA_BYTES,
   };
 }
 
 function follow(s: SessionAt, to: Forward): SessionAt {
-  const next: SessionAt = { ...s, ep: to.ep, reg: to.reg };
-  if (to.jur) next.jur = to.jur;
-  else delete next.jur;
+  const next: SessionAt = { ...s, epoch: to.epoch, region: to.region };
+  if (to.jurisdiction) next.jurisdiction = to.jurisdiction;
+  else delete next.jurisdiction;
   return next;
 }
 
@@ -246,11 +250,11 @@ export async function resumeSession(
 export function atClaims(claims: AffinityClaims): SessionAt {
   return {
     sid: claims.sid,
-    ep: claims.ep,
-    oid: claims.oid,
-    reg: claims.reg,
-    ct: claims.ct,
-    ...(claims.jur ? { jur: claims.jur } : {}),
+    epoch: claims.ep,
+    origin: claims.oid,
+    region: claims.reg,
+    createdSec: claims.ct,
+    ...(claims.jur ? { jurisdiction: claims.jur } : {}),
   };
 }
 
@@ -265,7 +269,9 @@ export async function readAt(
   if (result.kind === "ended")
     return result.at !== undefined ? { ended: result.reason, at: result.at } : { ended: result.reason };
   if (result.kind === "fresh")
-    return { session: { ...at, ver: 0, data: {}, dataBytes: EMPTY_DATA_BYTES, ...(presented ? { presented } : {}) } };
+    return {
+      session: { ...at, version: 0, data: {}, dataBytes: EMPTY_DATA_BYTES, ...(presented ? { presented } : {}) },
+    };
   return { session: fromRecord(result.record, presented) };
 }
 
@@ -306,8 +312,8 @@ async function adoptRotated(
   now: number,
 ): Promise<{ record: SessionRecord; counts?: CountDelta }> {
   let last: unknown;
-  for (const reg of regions.length ? regions : [record.reg]) {
-    const next = startSession(record.oid, reg, record.jur, now);
+  for (const reg of regions.length ? regions : [record.region]) {
+    const next = startSession(record.origin, reg, record.jurisdiction, now);
     try {
       const adopted = await call(next, (stub) => stub.adopt(sessionMeta(cfg, next), record, "rotation"));
       if (adopted.kind === "ok")
@@ -345,7 +351,7 @@ export async function commitChange(
     case "destroyed":
       return { kind: "logged-out", ...(result.counts ? { counts: result.counts } : {}) };
     case "rotated": {
-      const regions = [result.record.reg, ...rotationRegions.filter((r) => r !== result.record.reg)];
+      const regions = [result.record.region, ...rotationRegions.filter((r) => r !== result.record.region)];
       const adopted = await adoptRotated(cfg, result.record, regions, call, now);
       log("info", "session_rotated", { from: s.sid, to: adopted.record.sid, sub: adopted.record.sub });
       const counts = [result.counts, adopted.counts].filter((c): c is CountDelta => c !== undefined);

@@ -115,7 +115,7 @@ export type SessionEvent =
   | { type: "abandon"; sid: string; epoch: number; fromEpoch: number }
   /** `why`: who revoked it (an operator, a user-wide logout), for the audit trail. */
   | { type: "revoke"; meta: SessionMeta; why?: string }
-  | { type: "migrate"; target: Omit<Forward, "ep">; trigger: string }
+  | { type: "migrate"; target: Omit<Forward, "epoch">; trigger: string }
   | { type: "handOverDone"; to: Forward }
   | { type: "handOverFailed"; to: Forward; abandoned: boolean; error: string }
   | { type: "snapshotWritten"; version: number }
@@ -149,7 +149,7 @@ export type Effect =
   | { type: "pushFence"; sid: string; targets: Forward[]; to: Forward; base: number }
   | { type: "pushCatchUp"; sid: string; from: Forward; to: Forward; base: number }
   /** Start a migration after this call (automatic migration: the client is elsewhere). */
-  | { type: "migrateSoon"; target: Omit<Forward, "ep"> }
+  | { type: "migrateSoon"; target: Omit<Forward, "epoch"> }
   /** Counts and timeline for the pool; sent by the shell (alarm) or handed to the Worker in the reply. */
   | { type: "report"; counts?: CountDelta; event?: { name: string; oid: string; detail: string } }
   | { type: "log"; level: "info" | "warn" | "error"; event: string; fields: Record<string, unknown> }
@@ -175,8 +175,8 @@ export interface Step {
 
 const none: Reply = { to: "none" };
 
-function forwardOf(r: { epoch: number; reg: string; jur?: string }): Forward {
-  return { ep: r.epoch, reg: r.reg, ...(r.jur ? { jur: r.jur } : {}) };
+function forwardOf(r: { epoch: number; region: string; jurisdiction?: string }): Forward {
+  return { epoch: r.epoch, region: r.region, ...(r.jurisdiction ? { jurisdiction: r.jurisdiction } : {}) };
 }
 
 function counts(oid: string, reg: string, d: number): CountDelta {
@@ -262,7 +262,7 @@ function current(s: MachineState, now: number): { s: MachineState; effects: Effe
   const expired = expiryReason(stored, now);
   if (expired) {
     const ended = end(s, stored, expired, now);
-    const report: Effect = { type: "report", counts: counts(stored.oid, stored.reg, -1) };
+    const report: Effect = { type: "report", counts: counts(stored.origin, stored.region, -1) };
     return { s: ended.state, effects: [...ended.effects, report], read: { kind: "ended", reason: expired, at: now } };
   }
   return { s, effects: [], read: { kind: "active", record: stored } };
@@ -288,13 +288,13 @@ function read(s: MachineState, e: Extract<SessionEvent, { type: "read" }>, now: 
     else delete record.away;
   }
   const effects: Effect[] = [];
-  const target = e.seenFrom ? { reg: e.seenFrom } : undefined;
+  const target = e.seenFrom ? { region: e.seenFrom } : undefined;
   if (
     e.meta.migrateAfter &&
     target &&
     !record.migration &&
     shouldFollow(away, e.meta.migrateAfter, now) &&
-    jurisdictionAllows(record.jur, target)
+    jurisdictionAllows(record.jurisdiction, target)
   )
     // The session follows its user; this request is served from here meanwhile, the next one is forwarded.
     effects.push({ type: "migrateSoon", target });
@@ -306,7 +306,7 @@ function read(s: MachineState, e: Extract<SessionEvent, { type: "read" }>, now: 
 }
 
 function initial(meta: SessionMeta, now: number): SessionRecord {
-  return withAudit(newRecord(meta, now), "created", `origin ${meta.oid}, region ${meta.reg}`, now);
+  return withAudit(newRecord(meta, now), "created", `origin ${meta.origin}, region ${meta.region}`, now);
 }
 
 /** Whether this object can take one more change and still keep the recovery point bounded. */
@@ -332,7 +332,7 @@ function write(s: MachineState, e: Extract<SessionEvent, { type: "write" }>, now
       return reply({ kind: "destroyed" }, st);
     }
     const st = end(cur.s, record, "logout", now);
-    return reply({ kind: "destroyed", counts: counts(record.oid, record.reg, -1) }, st);
+    return reply({ kind: "destroyed", counts: counts(record.origin, record.region, -1) }, st);
   }
   if (!fresh && (change.patch || change.login) && lagging(cur.s, record, now))
     return reply(
@@ -344,15 +344,15 @@ function write(s: MachineState, e: Extract<SessionEvent, { type: "write" }>, now
   if (change.login) {
     // Session id rotation: this id is finished; the Worker hands the state to a new one, which counts it.
     const st = end(cur.s, applied.record, "rotated", now);
-    const endedCounts = fresh ? undefined : counts(record.oid, record.reg, -1);
+    const endedCounts = fresh ? undefined : counts(record.origin, record.region, -1);
     // The whole record, audit trail included: the successor keeps the history.
     return reply({ kind: "rotated", record: applied.record, ...(endedCounts ? { counts: endedCounts } : {}) }, st);
   }
   const st = commit(cur.s, applied.record, now, change.patch ? { patch: change.patch } : undefined);
   let delta: CountDelta | undefined;
-  if (fresh) delta = counts(applied.record.oid, applied.record.reg, 1);
-  else if (change.assign && record.oid !== applied.record.oid)
-    delta = { sessions: { [record.oid]: -1, [applied.record.oid]: 1 }, regions: {} };
+  if (fresh) delta = counts(applied.record.origin, applied.record.region, 1);
+  else if (change.assign && record.origin !== applied.record.origin)
+    delta = { sessions: { [record.origin]: -1, [applied.record.origin]: 1 }, regions: {} };
   const result: WriteResult = {
     kind: "ok",
     record: forWorker(applied.record),
@@ -382,19 +382,19 @@ function adopt(s: MachineState, e: Extract<SessionEvent, { type: "adopt" }>, now
     ...state,
     sid: meta.sid,
     epoch: meta.epoch,
-    reg: meta.reg,
+    region: meta.region,
     updatedAt: now,
     lastSeen: now,
     idleMs: meta.idleMs,
     absoluteMs: meta.absoluteMs,
     pool: meta.pool,
-    ...(e.via === "rotation" ? { oid: meta.oid, createdAt: meta.createdAt } : {}),
+    ...(e.via === "rotation" ? { origin: meta.origin, createdAt: meta.createdAt } : {}),
   };
-  if (meta.jur) record.jur = meta.jur;
-  else delete record.jur;
+  if (meta.jurisdiction) record.jurisdiction = meta.jurisdiction;
+  else delete record.jurisdiction;
   // Rotation keeps the history (its last line is the login that caused it); a migration adds its arrival.
   if (e.via === "migration")
-    record = withAudit(record, "migrated_in", `from epoch ${e.from.epoch} in ${e.from.reg}`, now);
+    record = withAudit(record, "migrated_in", `from epoch ${e.from.epoch} in ${e.from.region}`, now);
   const st = commit({ stored: undefined, book: EMPTY_BOOK }, record, now, {
     state: {
       data: record.data,
@@ -403,7 +403,7 @@ function adopt(s: MachineState, e: Extract<SessionEvent, { type: "adopt" }>, now
     },
   });
   // A rotated session's old id was uncounted when it ended; a migration's counts move on hand-over.
-  const delta = e.via === "rotation" ? { counts: counts(record.oid, record.reg, 1) } : {};
+  const delta = e.via === "rotation" ? { counts: counts(record.origin, record.region, 1) } : {};
   // The new epoch snapshots at once (putSnapshot first): a login or a migration is never only in one object.
   return {
     state: { stored: st.state.stored, book: { ...st.state.book, adoptedFrom: source } },
@@ -425,7 +425,7 @@ function restore(s: MachineState, e: Extract<SessionEvent, { type: "restore" }>,
     version: from.version,
     data: from.data,
     dataBytes: byteLength(from.data),
-    oid: from.origin,
+    origin: from.origin,
     createdAt: from.createdAt,
     updatedAt: from.updatedAt,
     ...(from.home ? { home: from.home } : {}),
@@ -449,7 +449,7 @@ function restore(s: MachineState, e: Extract<SessionEvent, { type: "restore" }>,
     effects: st.effects,
     reply: {
       to: "write",
-      result: { kind: "ok", record: forWorker(record), counts: counts(record.oid, record.reg, 1) },
+      result: { kind: "ok", record: forWorker(record), counts: counts(record.origin, record.region, 1) },
     },
   };
 }
@@ -457,22 +457,28 @@ function restore(s: MachineState, e: Extract<SessionEvent, { type: "restore" }>,
 /** A newer epoch holds the session: stop accepting writes, forward instead, and send on what it may lack. */
 function fence(s: MachineState, e: Extract<SessionEvent, { type: "fence" }>, now: number): Step {
   const { stored } = s;
-  if (stored?.status !== "active" || stored.epoch >= e.to.ep) return { state: s, effects: [], reply: none };
+  if (stored?.status !== "active" || stored.epoch >= e.to.epoch) return { state: s, effects: [], reply: none };
   const moved = movedFrom(
-    withAudit(stored, "fenced", `epoch ${e.to.ep} in ${e.to.reg} took over`, now),
+    withAudit(stored, "fenced", `epoch ${e.to.epoch} in ${e.to.region} took over`, now),
     e.to,
     "fenced",
     now,
   );
   const effects: Effect[] = [
-    ...auditLog(stored, withAudit(stored, "fenced", `epoch ${e.to.ep} in ${e.to.reg} took over`, now)),
+    ...auditLog(stored, withAudit(stored, "fenced", `epoch ${e.to.epoch} in ${e.to.region} took over`, now)),
     {
       type: "log",
       level: "warn",
       event: "session_fenced",
-      fields: { sid: stored.sid, epoch: stored.epoch, to_epoch: e.to.ep, to_region: e.to.reg, version: stored.version },
+      fields: {
+        sid: stored.sid,
+        epoch: stored.epoch,
+        to_epoch: e.to.epoch,
+        to_region: e.to.region,
+        version: stored.version,
+      },
     },
-    { type: "report", counts: counts(stored.oid, stored.reg, -1) },
+    { type: "report", counts: counts(stored.origin, stored.region, -1) },
   ];
   const book: Book = { snapshottedVersion: s.book.snapshottedVersion };
   // Writes committed here after the snapshot the newer epoch started from: hand them on (never lost).
@@ -499,7 +505,7 @@ function catchUp(s: MachineState, e: Extract<SessionEvent, { type: "catchUp" }>,
     return { state: s, effects: [], reply: { to: "write", result: { kind: "moved", to: stored.to } } };
   if (stored?.status !== "active")
     return { state: s, effects: [], reply: { to: "write", result: { kind: "ended", reason: "revoked", at: now } } };
-  const key = String(e.from.ep);
+  const key = String(e.from.epoch);
   const seen = s.book.caughtUp?.[key] ?? -1;
   const entries = e.entries.filter((x) => x.version > seen).sort((a, b) => a.version - b.version);
   if (!entries.length && !e.state)
@@ -526,7 +532,7 @@ function catchUp(s: MachineState, e: Extract<SessionEvent, { type: "catchUp" }>,
     ...(sub !== undefined ? { sub } : {}),
     ...(claims ? { claims } : {}),
   };
-  record = withAudit(record, "caught_up", `${entries.length} write(s) from epoch ${e.from.ep}`, now);
+  record = withAudit(record, "caught_up", `${entries.length} write(s) from epoch ${e.from.epoch}`, now);
   const st = commit(s, record, now, { patch: data });
   st.state.book = { ...st.state.book, caughtUp: { ...s.book.caughtUp, [key]: highest } };
   return { ...st, reply: { to: "write", result: { kind: "ok", record: forWorker(record) } } };
@@ -557,7 +563,7 @@ function revoke(s: MachineState, e: Extract<SessionEvent, { type: "revoke" }>, n
     return { state: cur.s, effects: cur.effects, reply: { to: "write", result: cur.read } };
   const record = cur.read.kind === "active" ? withAudit(cur.read.record, "revoked", e.why, now) : e.meta;
   const st = end(cur.s, record, "revoked", now);
-  const delta = "status" in record ? { counts: counts(record.oid, record.reg, -1) } : {};
+  const delta = "status" in record ? { counts: counts(record.origin, record.region, -1) } : {};
   return {
     ...st,
     effects: cur.effects.concat(st.effects),
@@ -576,19 +582,19 @@ function migrate(s: MachineState, e: Extract<SessionEvent, { type: "migrate" }>,
   if (cur.read.kind === "moved") return reply({ kind: "moved", to: cur.read.to });
   let record = cur.read.record;
   if (!record.migration) {
-    if (!jurisdictionAllows(record.jur, e.target))
+    if (!jurisdictionAllows(record.jurisdiction, e.target))
       return reply({
         kind: "refused",
         code: "ERR_JURISDICTION",
-        message: `session is pinned to the ${record.jur} jurisdiction; ${e.target.jur ?? e.target.reg} is outside it`,
+        message: `session is pinned to the ${record.jurisdiction} jurisdiction; ${e.target.jurisdiction ?? e.target.region} is outside it`,
       });
-    const jur = e.target.jur ?? record.jur;
+    const jur = e.target.jurisdiction ?? record.jurisdiction;
     const ep = Math.max(record.epoch, s.book.lastAbandonedEpoch ?? 0) + 1;
-    const to: Forward = { ep, reg: e.target.reg, ...(jur ? { jur } : {}) };
+    const to: Forward = { epoch: ep, region: e.target.region, ...(jur ? { jurisdiction: jur } : {}) };
     record = { ...record, migration: { to, startedAt: now, trigger: e.trigger } };
     delete record.away;
   }
-  const { to } = record.migration ?? { to: { ep: 0, reg: "" } };
+  const { to } = record.migration ?? { to: { epoch: 0, region: "" } };
   const failures = s.book.handOverFailures ?? 0;
   const book: Book = { ...s.book };
   delete book.handOverRetry;
@@ -608,7 +614,7 @@ function migrate(s: MachineState, e: Extract<SessionEvent, { type: "migrate" }>,
 function handOverDone(s: MachineState, e: Extract<SessionEvent, { type: "handOverDone" }>, now: number): Step {
   const { stored } = s;
   // The hand-over awaited another object; whatever ran meanwhile could not write (frozen), but may have ended it.
-  if (stored?.status !== "active" || stored.migration?.to.ep !== e.to.ep)
+  if (stored?.status !== "active" || stored.migration?.to.epoch !== e.to.epoch)
     return {
       state: s,
       effects: [],
@@ -619,7 +625,7 @@ function handOverDone(s: MachineState, e: Extract<SessionEvent, { type: "handOve
     };
   const m = stored.migration;
   const from = forwardOf(stored);
-  const out = withAudit(stored, "migrated_out", `to ${e.to.reg}`, now);
+  const out = withAudit(stored, "migrated_out", `to ${e.to.region}`, now);
   const durationMs = now - m.startedAt;
   return {
     // The next epoch holds the state and snapshots it itself; nothing is owed here any more.
@@ -636,10 +642,10 @@ function handOverDone(s: MachineState, e: Extract<SessionEvent, { type: "handOve
         event: "session_migrated",
         fields: {
           sid: stored.sid,
-          from_region: from.reg,
-          from_epoch: from.ep,
-          to_region: e.to.reg,
-          to_epoch: e.to.ep,
+          from_region: from.region,
+          from_epoch: from.epoch,
+          to_region: e.to.region,
+          to_epoch: e.to.epoch,
           trigger: m.trigger,
           duration_ms: durationMs,
           bytes: stored.dataBytes,
@@ -649,19 +655,19 @@ function handOverDone(s: MachineState, e: Extract<SessionEvent, { type: "handOve
         type: "metric",
         point: {
           event: "migration",
-          origin: stored.oid,
-          region: e.to.reg,
-          detail: `${from.reg}→${e.to.reg} ${m.trigger}`,
+          origin: stored.origin,
+          region: e.to.region,
+          detail: `${from.region}→${e.to.region} ${m.trigger}`,
           ms: durationMs,
         },
       },
       {
         type: "report",
-        counts: { sessions: {}, regions: { [from.reg]: -1, [e.to.reg]: 1 } },
+        counts: { sessions: {}, regions: { [from.region]: -1, [e.to.region]: 1 } },
         event: {
           name: "session_migrated",
-          oid: stored.oid,
-          detail: `${stored.sid} ${from.reg}→${e.to.reg} (${m.trigger}, ${durationMs} ms)`,
+          oid: stored.origin,
+          detail: `${stored.sid} ${from.region}→${e.to.region} (${m.trigger}, ${durationMs} ms)`,
         },
       },
     ],
@@ -671,13 +677,13 @@ function handOverDone(s: MachineState, e: Extract<SessionEvent, { type: "handOve
 
 function handOverFailed(s: MachineState, e: Extract<SessionEvent, { type: "handOverFailed" }>, now: number): Step {
   const { stored } = s;
-  if (stored?.status !== "active" || stored.migration?.to.ep !== e.to.ep)
+  if (stored?.status !== "active" || stored.migration?.to.epoch !== e.to.epoch)
     return { state: s, effects: [], reply: { to: "migrate", result: { kind: "pending", to: e.to } } };
   if (e.abandoned) {
     // The target confirmed it never took the state and never will: unfreeze, one active copy still.
     const { migration, ...rest } = stored;
-    const record = withAudit(rest as SessionRecord, "migration_aborted", `to ${e.to.reg}: ${e.error}`, now);
-    const book: Book = { ...s.book, lastAbandonedEpoch: e.to.ep };
+    const record = withAudit(rest as SessionRecord, "migration_aborted", `to ${e.to.region}: ${e.error}`, now);
+    const book: Book = { ...s.book, lastAbandonedEpoch: e.to.epoch };
     delete book.handOverRetry;
     delete book.handOverFailures;
     return {
@@ -688,11 +694,21 @@ function handOverFailed(s: MachineState, e: Extract<SessionEvent, { type: "handO
           type: "log",
           level: "error",
           event: "migration_aborted",
-          fields: { sid: stored.sid, epoch: stored.epoch, to_epoch: e.to.ep, to_region: e.to.reg, message: e.error },
+          fields: {
+            sid: stored.sid,
+            epoch: stored.epoch,
+            to_epoch: e.to.epoch,
+            to_region: e.to.region,
+            message: e.error,
+          },
         },
         {
           type: "report",
-          event: { name: "migration_aborted", oid: stored.oid, detail: `${stored.sid} → ${e.to.reg}: ${e.error}` },
+          event: {
+            name: "migration_aborted",
+            oid: stored.origin,
+            detail: `${stored.sid} → ${e.to.region}: ${e.error}`,
+          },
         },
       ],
       reply: {
@@ -716,7 +732,7 @@ function handOverFailed(s: MachineState, e: Extract<SessionEvent, { type: "handO
         type: "log",
         level: "error",
         event: "migration_stalled",
-        fields: { sid: stored.sid, epoch: stored.epoch, to_epoch: e.to.ep, attempt, message: e.error },
+        fields: { sid: stored.sid, epoch: stored.epoch, to_epoch: e.to.epoch, attempt, message: e.error },
       },
     ],
     reply: { to: "migrate", result: { kind: "pending", to: e.to } },
@@ -753,7 +769,7 @@ function alarm(s: MachineState, now: number): Step {
     const expired = expiryReason(stored, now);
     if (expired && !stored.migration) {
       const st = end(s, stored, expired, now);
-      return { ...st, effects: [...st.effects, { type: "report", counts: counts(stored.oid, stored.reg, -1) }] };
+      return { ...st, effects: [...st.effects, { type: "report", counts: counts(stored.origin, stored.region, -1) }] };
     }
   }
   const due = snapshotDueAt(s);
@@ -770,7 +786,7 @@ function alarm(s: MachineState, now: number): Step {
     effects.push({
       type: "pushCatchUp",
       sid: stored.sid,
-      from: { ep: stored.epoch, reg: "reg" in stored ? (stored.reg ?? "") : "" },
+      from: { epoch: stored.epoch, region: "region" in stored ? (stored.region ?? "") : "" },
       to: book.catchUp.to,
       base: book.catchUp.base,
     });
@@ -820,8 +836,8 @@ export function step(s: MachineState, e: SessionEvent, now: number): Step {
     case "fencePushed": {
       const push = s.book.fencePush;
       if (!push) return { state: s, effects: [], reply: none };
-      const answered = new Set(e.answered.map((f) => `${f.ep}`));
-      const left = push.targets.filter((t) => !answered.has(`${t.ep}`));
+      const answered = new Set(e.answered.map((f) => `${f.epoch}`));
+      const left = push.targets.filter((t) => !answered.has(`${t.epoch}`));
       const book: Book = { ...s.book };
       if (left.length)
         // Retried briskly: until it lands, a copy that comes back could still answer reads.

@@ -44,7 +44,7 @@ export function healthyRegion(
 
 /** The client was seen from `seenFrom`: the updated "away from home" count, or undefined when it is home. */
 export function awayAfter(r: SessionRecord, seenFrom: string, now: number): SessionRecord["away"] {
-  if (seenFrom === r.reg) return undefined;
+  if (seenFrom === r.region) return undefined;
   if (r.away?.reg === seenFrom) return { ...r.away, count: r.away.count + 1 };
   return { reg: seenFrom, since: now, count: 1 };
 }
@@ -63,8 +63,8 @@ export function shouldFollow(
 }
 
 /** A session pinned to a jurisdiction may move only to a region inside it. */
-export function jurisdictionAllows(pinned: string | undefined, target: Omit<Forward, "ep">): boolean {
+export function jurisdictionAllows(pinned: string | undefined, target: Omit<Forward, "epoch">): boolean {
   if (!pinned) return true;
-  if (target.jur !== undefined && target.jur !== pinned) return false;
-  return (JURISDICTION_REGIONS[pinned] ?? []).includes(target.reg);
+  if (target.jurisdiction !== undefined && target.jurisdiction !== pinned) return false;
+  return (JURISDICTION_REGIONS[pinned] ?? []).includes(target.region);
 }

@@ -161,7 +161,7 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
       const key = await snapshotKeyFor(this.env);
       if (!key) return;
       const fence = await readFence(this.env.SNAPSHOTS, before.stored.sid);
-      if (fence && fence.ep > before.stored.epoch)
+      if (fence && fence.epoch > before.stored.epoch)
         return this.#run({ type: "fence", to: fence, base: fence.base ?? 0 });
       // Re-read: the fence check awaited KV, and writes may have landed meanwhile; they go in this snapshot.
       const stored = this.#state().stored;
@@ -178,17 +178,17 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
     const { record, to } = fx;
     const meta: SessionMeta = {
       sid: record.sid,
-      epoch: to.ep,
-      oid: record.oid,
-      reg: to.reg,
+      epoch: to.epoch,
+      origin: record.origin,
+      region: to.region,
       createdAt: record.createdAt,
       idleMs: record.idleMs,
       absoluteMs: record.absoluteMs,
       maxDataBytes: Number.MAX_SAFE_INTEGER,
       pool: record.pool,
-      ...(to.jur ? { jur: to.jur } : {}),
+      ...(to.jurisdiction ? { jurisdiction: to.jurisdiction } : {}),
     };
-    const next = sessionStub(this.env, record.sid, to.ep, to.reg, to.jur);
+    const next = sessionStub(this.env, record.sid, to.epoch, to.region, to.jurisdiction);
     let error: string;
     try {
       const adopted = await next.adopt(meta, record, "migration");
@@ -200,7 +200,7 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
     }
     if (fx.abandonOnFailure) {
       try {
-        const answer = await next.abandon(record.sid, to.ep, record.epoch);
+        const answer = await next.abandon(record.sid, to.epoch, record.epoch);
         if (answer === "adopted") return this.#run({ type: "handOverDone", to });
         return this.#run({ type: "handOverFailed", to, abandoned: true, error });
       } catch {
@@ -214,7 +214,7 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
     const answered: Forward[] = [];
     for (const p of fx.targets) {
       try {
-        await sessionStub(this.env, fx.sid, p.ep, p.reg, p.jur).fence(fx.to, fx.base);
+        await sessionStub(this.env, fx.sid, p.epoch, p.region, p.jurisdiction).fence(fx.to, fx.base);
         answered.push(p);
       } catch {
         // Retried by the alarm with backoff until it answers.
@@ -236,7 +236,7 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
     let to = fx.to;
     try {
       for (let hop = 0; hop < CATCH_UP_HOPS; hop++) {
-        const result = await sessionStub(this.env, fx.sid, to.ep, to.reg, to.jur).catchUp(
+        const result = await sessionStub(this.env, fx.sid, to.epoch, to.region, to.jurisdiction).catchUp(
           fx.from,
           entries,
           complete ? undefined : pending.state,
@@ -244,8 +244,8 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
         if (result.kind !== "moved") {
           log("info", "session_caught_up", {
             sid: fx.sid,
-            from_epoch: fx.from.ep,
-            to_epoch: to.ep,
+            from_epoch: fx.from.epoch,
+            to_epoch: to.epoch,
             writes: entries.length,
             complete,
             result: result.kind,
@@ -255,7 +255,7 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
         to = result.to;
       }
     } catch (e) {
-      log("warn", "catch_up_failed", { sid: fx.sid, to_epoch: to.ep, message: String(e) });
+      log("warn", "catch_up_failed", { sid: fx.sid, to_epoch: to.epoch, message: String(e) });
     }
     return this.#run({ type: "catchUpDelivered", ok: false });
   }
@@ -271,7 +271,7 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
     if (now - this.#fenceCheckedAt < FENCE_CHECK_MS) return;
     const fence = await readFence(this.env.SNAPSHOTS, sid).catch(() => undefined);
     this.#fenceCheckedAt = Date.now();
-    if (fence && fence.ep > epoch) await this.#run({ type: "fence", to: fence, base: fence.base ?? 0 });
+    if (fence && fence.epoch > epoch) await this.#run({ type: "fence", to: fence, base: fence.base ?? 0 });
   }
 
   /** Runs an RPC's event and returns its reply, which must be of the kind the RPC promises. */
@@ -286,7 +286,7 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
     if (!this.#readFenceChecked && this.#state().stored?.status === "active") {
       this.#readFenceChecked = true;
       const fence = await readFence(this.env.SNAPSHOTS, meta.sid).catch(() => undefined);
-      if (fence && fence.ep > meta.epoch) await this.#run({ type: "fence", to: fence, base: fence.base ?? 0 });
+      if (fence && fence.epoch > meta.epoch) await this.#run({ type: "fence", to: fence, base: fence.base ?? 0 });
     }
     return this.#ask("read", { type: "read", meta, ...(seenFrom ? { seenFrom } : {}) });
   }
@@ -319,7 +319,7 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
   }
 
   /** Migration: freeze, hand over to the next epoch in the target region, then forward (machine.ts). */
-  async migrate(target: Omit<Forward, "ep">, trigger: string): Promise<MigrateResult> {
+  async migrate(target: Omit<Forward, "epoch">, trigger: string): Promise<MigrateResult> {
     return this.#ask("migrate", { type: "migrate", target, trigger });
   }
 

@@ -7,9 +7,9 @@ export type EndReason = "logout" | "rotated" | "idle" | "absolute" | "revoked" |
 
 /** Where a session went: the object for (sid, ep) in region `reg` (and jurisdiction `jur`). */
 export interface Forward {
-  ep: number;
-  reg: string;
-  jur?: string;
+  epoch: number;
+  region: string;
+  jurisdiction?: string;
 }
 
 /** One line of a session's own audit trail (bounded; newest last). */
@@ -56,10 +56,10 @@ export interface SessionRecord {
   dataBytes: number;
   sub?: string;
   claims?: JsonObject;
-  oid: string;
+  origin: string;
   /** The origin a `temporary` failover will return to. */
   home?: string;
-  reg: string;
+  region: string;
   createdAt: number;
   updatedAt: number;
   lastSeen: number;
@@ -67,7 +67,7 @@ export interface SessionRecord {
   absoluteMs: number;
   /** Pool whose live-session counts include this session. */
   pool: string;
-  jur?: string;
+  jurisdiction?: string;
   /** Set while the state is being handed to the next epoch: writes wait, reads see the frozen state. */
   migration?: { to: Forward; startedAt: number; trigger: string };
   /** Where the client has been seen from, when that is not the home region (automatic migration). */
@@ -87,7 +87,7 @@ export interface SessionMoved {
   /** The version this epoch had reached when it was fenced (what a catch-up must account for). */
   version?: number;
   /** This epoch's own region (where catch-ups come from). */
-  reg?: string;
+  region?: string;
 }
 
 /** What is left after logout, rotation or revocation: enough to refuse the old tokens, no data. */
@@ -108,8 +108,8 @@ export type StoredSession = SessionRecord | SessionTombstone | SessionMoved;
 export interface SessionMeta {
   sid: string;
   epoch: number;
-  oid: string;
-  reg: string;
+  origin: string;
+  region: string;
   createdAt: number;
   idleMs: number;
   absoluteMs: number;
@@ -119,7 +119,7 @@ export interface SessionMeta {
   /** Deepest nesting the document may reach (MAX_SESSION_DEPTH); absent: no limit beyond the bytes. */
   maxDepth?: number;
   pool: string;
-  jur?: string;
+  jurisdiction?: string;
   /** Automatic migration's hysteresis; absent when automatic migration is off. */
   migrateAfter?: { requests: number; seconds: number };
 }
@@ -211,15 +211,15 @@ export function newRecord(meta: SessionMeta, now: number): SessionRecord {
     version: 0,
     data: {},
     dataBytes: EMPTY_DATA_BYTES,
-    oid: meta.oid,
-    reg: meta.reg,
+    origin: meta.origin,
+    region: meta.region,
     createdAt: meta.createdAt,
     updatedAt: now,
     lastSeen: now,
     idleMs: meta.idleMs,
     absoluteMs: meta.absoluteMs,
     pool: meta.pool,
-    ...(meta.jur ? { jur: meta.jur } : {}),
+    ...(meta.jurisdiction ? { jurisdiction: meta.jurisdiction } : {}),
   };
 }
 
@@ -245,7 +245,7 @@ export function movedFrom(r: SessionRecord, to: Forward, reason: SessionMoved["r
     status: "moved",
     sid: r.sid,
     epoch: r.epoch,
-    reg: r.reg,
+    region: r.region,
     to,
     reason,
     movedAt: now,
@@ -317,8 +317,8 @@ export function applyChange(
     else delete next.claims;
   }
   if (change.assign) {
-    next = withAudit(next, "repinned", `${r.oid} → ${change.assign.oid} (${change.assign.reason})`, now);
-    next.oid = change.assign.oid;
+    next = withAudit(next, "repinned", `${r.origin} → ${change.assign.oid} (${change.assign.reason})`, now);
+    next.origin = change.assign.oid;
     if (change.assign.home) next.home = change.assign.home;
     else delete next.home;
   }
@@ -334,7 +334,7 @@ export interface SessionRpc {
   adopt(meta: SessionMeta, from: SessionRecord, via: "rotation" | "migration"): Promise<WriteResult>;
   /** `why` goes into the audit trail (e.g. "over MAX_SESSIONS_PER_USER (3)"). */
   revoke(meta: SessionMeta, why?: string): Promise<WriteResult>;
-  migrate(to: Omit<Forward, "ep">, trigger: string): Promise<MigrateResult>;
+  migrate(to: Omit<Forward, "epoch">, trigger: string): Promise<MigrateResult>;
   restore(meta: SessionMeta, from: RestoreSource, predecessors: Forward[]): Promise<WriteResult>;
   /** A newer epoch (`to`) took over from a snapshot at version `base`. */
   fence(to: Forward, base: number): Promise<void>;

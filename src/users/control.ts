@@ -24,13 +24,13 @@ export function principalStub(env: Env, sub: string): PrincipalRpc {
 function entryFor(cfg: EdgeConfig, s: LiveSession): PrincipalEntry {
   return {
     sid: s.sid,
-    ep: s.ep,
-    reg: s.reg,
-    ...(s.jur ? { jur: s.jur } : {}),
-    oid: s.oid,
+    epoch: s.epoch,
+    region: s.region,
+    ...(s.jurisdiction ? { jurisdiction: s.jurisdiction } : {}),
+    origin: s.origin,
     // The login is happening now: milliseconds, where the token's `ct` has seconds.
-    createdAt: Math.max(Date.now(), s.ct * 1000),
-    expiresAt: (s.ct + cfg.absoluteTimeout) * 1000 + SKEW_MS,
+    createdAt: Math.max(Date.now(), s.createdSec * 1000),
+    expiresAt: (s.createdSec + cfg.absoluteTimeout) * 1000 + SKEW_MS,
     idleMs: cfg.idleTimeout * 1000,
     absoluteMs: cfg.absoluteTimeout * 1000,
     pool: cfg.pool.name,
@@ -87,13 +87,13 @@ export async function endSessions(
     if (r.status === "gone") continue;
     log(r.status === "revoked" ? "info" : "warn", event, { sub, sid: e.sid, why, result: r.status });
     const detail = `${e.sid} of ${sub}: ${why}${r.status === "unreachable" ? " (pending: object unreachable)" : ""}`;
-    x.waitUntil(pool.recordEvent(event, e.oid, detail).catch(() => {}));
+    x.waitUntil(pool.recordEvent(event, e.origin, detail).catch(() => {}));
   }
   return results.map(({ e, r }) => ({
     sid: e.sid,
-    region: e.reg,
-    epoch: e.ep,
-    origin: e.oid,
+    region: e.region,
+    epoch: e.epoch,
+    origin: e.origin,
     result: resultOf(r),
   }));
 }

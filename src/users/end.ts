@@ -17,24 +17,24 @@ export type EndResult =
 const MAX_HOPS = 6;
 
 function follow(at: SessionAt, to: Forward): SessionAt {
-  const next: SessionAt = { ...at, ep: to.ep, reg: to.reg };
-  if (to.jur) next.jur = to.jur;
-  else delete next.jur;
+  const next: SessionAt = { ...at, epoch: to.epoch, region: to.region };
+  if (to.jurisdiction) next.jurisdiction = to.jurisdiction;
+  else delete next.jurisdiction;
   return next;
 }
 
 function metaOf(r: SessionRecord, at: SessionAt): SessionMeta {
   return {
     sid: r.sid,
-    epoch: at.ep,
-    oid: r.oid,
-    reg: r.reg,
+    epoch: at.epoch,
+    origin: r.origin,
+    region: r.region,
     createdAt: r.createdAt,
     idleMs: r.idleMs,
     absoluteMs: r.absoluteMs,
     maxDataBytes: Number.MAX_SAFE_INTEGER,
     pool: r.pool,
-    ...(r.jur ? { jur: r.jur } : {}),
+    ...(r.jurisdiction ? { jurisdiction: r.jurisdiction } : {}),
   };
 }
 
@@ -59,7 +59,7 @@ async function endAt(env: Env, start: SessionAt, why: string, call: ObjectCall):
       }
       if (result.kind !== "destroyed") return { status: "gone" };
       await poolStubNamed(env, stored.pool)
-        .adjustSessions({ [stored.oid]: -1 }, { [stored.reg]: -1 })
+        .adjustSessions({ [stored.origin]: -1 }, { [stored.region]: -1 })
         .catch(() => {});
       return { status: "revoked" };
     } catch (e) {
@@ -79,15 +79,15 @@ async function endAt(env: Env, start: SessionAt, why: string, call: ObjectCall):
 export async function endEntry(env: Env, e: PrincipalEntry, why: string, call: ObjectCall): Promise<EndResult> {
   const at: SessionAt = {
     sid: e.sid,
-    ep: e.ep,
-    reg: e.reg,
-    oid: e.oid,
-    ct: Math.floor(e.createdAt / 1000),
-    ...(e.jur ? { jur: e.jur } : {}),
+    epoch: e.epoch,
+    region: e.region,
+    origin: e.origin,
+    createdSec: Math.floor(e.createdAt / 1000),
+    ...(e.jurisdiction ? { jurisdiction: e.jurisdiction } : {}),
   };
   const results = [await endAt(env, at, why, call)];
   const fence = await readFence(env.SNAPSHOTS, e.sid).catch(() => undefined);
-  if (fence && fence.ep > e.ep) results.push(await endAt(env, follow(at, fence), why, call));
+  if (fence && fence.epoch > e.epoch) results.push(await endAt(env, follow(at, fence), why, call));
   const unreachable = results.find((r) => r.status === "unreachable");
   if (unreachable) return unreachable;
   return results.find((r) => r.status === "revoked") ?? { status: "gone" };
@@ -102,11 +102,11 @@ export type Liveness =
 export async function livenessOf(e: PrincipalEntry, call: ObjectCall): Promise<Liveness> {
   let at: SessionAt = {
     sid: e.sid,
-    ep: e.ep,
-    reg: e.reg,
-    oid: e.oid,
-    ct: Math.floor(e.createdAt / 1000),
-    ...(e.jur ? { jur: e.jur } : {}),
+    epoch: e.epoch,
+    region: e.region,
+    origin: e.origin,
+    createdSec: Math.floor(e.createdAt / 1000),
+    ...(e.jurisdiction ? { jurisdiction: e.jurisdiction } : {}),
   };
   for (let hop = 0; hop < MAX_HOPS; hop++) {
     const here = at;

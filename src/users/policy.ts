@@ -6,10 +6,10 @@
 /** One session of a principal: enough to find its object, and to end it if it was never reached. */
 export interface PrincipalEntry {
   sid: string;
-  ep: number;
-  reg: string;
-  jur?: string;
-  oid: string;
+  epoch: number;
+  region: string;
+  jurisdiction?: string;
+  origin: string;
   /** Epoch ms: when the login created this session id. */
   createdAt: number;
   /** Registration order, assigned by the principal: breaks ties between logins in the same millisecond. */

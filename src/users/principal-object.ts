@@ -93,7 +93,7 @@ export class PrincipalObject extends DurableObject<Env> implements PrincipalRpc 
       const fault = faultFor(faults, at);
       if (fault?.mode === "down")
         throw new ObjectUnavailable(at, "ERR_FAULT_INJECTED", `injected fault: ${fault.target} is down`);
-      return fn(sessionStub(this.env, at.sid, at.ep, at.reg, at.jur));
+      return fn(sessionStub(this.env, at.sid, at.epoch, at.region, at.jurisdiction));
     };
   }
 

@@ -30,6 +30,8 @@ export interface Ack {
 export interface Lineage {
   n: number;
   token: string | undefined;
+  /** Cookie mode: the successor cookie the jar holds (set by a login, for a few seconds). */
+  successor?: string;
   sids: Set<string>;
   /** Tokens naming an older epoch or region of this lineage's session, as a client idle since then would still hold. */
   oldTokens: Map<string, string>;
@@ -128,7 +130,15 @@ export class ChaosClient {
   /** One request with the given token (default: the current lineage's); 5xx answers judged and counted. */
   async request(o: SendOptions, token: string | undefined = this.current.token): Promise<Exchange> {
     const { ledger } = this.ctx;
-    const ex = await send(this.ctx.url, this.mode, token, { region: this.region, ...o }, () => ledger.now());
+    // The jar sends every cookie it holds; a request made with another (older) token carries only that one.
+    const successor = token === this.current.token ? this.current.successor : undefined;
+    const ex = await send(
+      this.ctx.url,
+      this.mode,
+      token,
+      { region: this.region, ...(successor ? { successor } : {}), ...o },
+      () => ledger.now(),
+    );
     ledger.count(this.scenario, "requests");
     ledger.latency(this.scenario, ex.at - ex.sentAt);
     if (ex.error && ex.status >= 500) {
@@ -160,6 +170,8 @@ export class ChaosClient {
       }
     }
     this.ctx.onExchange?.(this, lineage, ex);
+    if (ex.successor === null) delete lineage.successor;
+    else if (ex.successor !== undefined) lineage.successor = ex.successor;
     if (ex.token === undefined) return;
     if (ex.token === null) {
       lineage.token = undefined;

@@ -10,6 +10,8 @@ import { decodeJwt } from "jose";
 import type { TestRespond } from "../support/origin-server.ts";
 
 export const COOKIE = "__Host-edge-session";
+/** The successor cookie a login sets beside the main one (src/proxy/transport.ts). */
+export const SUCCESSOR = `${COOKIE}.next`;
 
 export type TokenMode = "api" | "cookie";
 
@@ -35,6 +37,8 @@ export interface Exchange {
   seen?: Seen;
   /** undefined: keep the token you have; null: the layer cleared it; a string: keep this one from now on. */
   token?: string | null;
+  /** Cookie mode: the successor cookie a login sets (as `token`: undefined keep, null cleared). */
+  successor?: string | null;
   /** The layer's own error answer. */
   error?: { code: string; message: string; retryAfter: string | null };
   /** The request did not complete (connection refused, reset, timed out). */
@@ -52,6 +56,8 @@ export interface SendOptions {
   /** A unique id per request, so that deliveries to origins can be counted. */
   requestId?: string;
   timeoutMs?: number;
+  /** Cookie mode: the successor cookie the jar holds, sent beside the main one as a browser would. */
+  successor?: string;
 }
 
 /** Claims of an affinity token (the client reads them only for bookkeeping: which session, epoch, region). */
@@ -92,8 +98,9 @@ function seenFrom(body: string): Seen | undefined {
   }
 }
 
-function tokenFrom(headers: Headers, mode: TokenMode): string | null | undefined {
+function tokenFrom(headers: Headers, mode: TokenMode, name = COOKIE): string | null | undefined {
   if (mode === "api") {
+    if (name !== COOKIE) return undefined;
     const value = headers.get("x-edge-session-token");
     if (value === null) return undefined;
     return value === "" ? null : value;
@@ -101,7 +108,7 @@ function tokenFrom(headers: Headers, mode: TokenMode): string | null | undefined
   for (const line of headers.getSetCookie()) {
     const [pair = "", ...attributes] = line.split(";");
     const eq = pair.indexOf("=");
-    if (pair.slice(0, eq).trim() !== COOKIE) continue;
+    if (pair.slice(0, eq).trim() !== name) continue;
     const value = pair.slice(eq + 1).trim();
     const expired = attributes.some((a) => /^\s*max-age\s*=\s*0\s*$/i.test(a));
     return value === "" || expired ? null : value;
@@ -119,7 +126,11 @@ export async function send(
   const method = o.method ?? "GET";
   const headers = new Headers();
   if (mode === "api") headers.set("x-edge-session-token", token ?? "new");
-  else if (token) headers.set("cookie", `${COOKIE}=${token}`);
+  else if (token || o.successor)
+    headers.set(
+      "cookie",
+      [token ? `${COOKIE}=${token}` : "", o.successor ? `${SUCCESSOR}=${o.successor}` : ""].filter(Boolean).join("; "),
+    );
   if (o.respond) headers.set("x-test-respond", Buffer.from(JSON.stringify(o.respond)).toString("base64url"));
   if (o.delayMs) headers.set("x-test-delay-ms", String(o.delayMs));
   if (o.region) headers.set("x-edge-dev-region", o.region);
@@ -138,6 +149,8 @@ export async function send(
     const ex: Exchange = { method, status: res.status, ok: res.status >= 200 && res.status < 300, sentAt, at: clock() };
     const t = tokenFrom(res.headers, mode);
     if (t !== undefined) ex.token = t;
+    const next = tokenFrom(res.headers, mode, SUCCESSOR);
+    if (next !== undefined) ex.successor = next;
     if (fromOrigin) {
       const seen = seenFrom(body);
       if (seen) ex.seen = seen;

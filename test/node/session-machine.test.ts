@@ -26,8 +26,8 @@ const T0 = 1_800_000_000_000;
 const meta: SessionMeta = {
   sid: "s".repeat(24),
   epoch: 1,
-  oid: "o1",
-  reg: "enam",
+  origin: "o1",
+  region: "enam",
   createdAt: T0,
   idleMs: 1_800_000,
   absoluteMs: 28_800_000,
@@ -51,7 +51,7 @@ function stateOf(kind: Kind): MachineState {
       return { stored: active(), book };
     case "frozen":
       return {
-        stored: active({ migration: { to: { ep: 2, reg: "weur" }, startedAt: T0, trigger: "operator" } }),
+        stored: active({ migration: { to: { epoch: 2, region: "weur" }, startedAt: T0, trigger: "operator" } }),
         book,
       };
     case "moved":
@@ -60,7 +60,7 @@ function stateOf(kind: Kind): MachineState {
           status: "moved",
           sid: meta.sid,
           epoch: 1,
-          to: { ep: 2, reg: "weur" },
+          to: { epoch: 2, region: "weur" },
           reason: "migrated",
           movedAt: T0,
           purgeAt: T0 + 3_600_000,
@@ -99,7 +99,7 @@ describe("the transition table: every state, every request event", () => {
     ["logout", { type: "write", meta, change: { logout: true } }],
     ["login", { type: "write", meta, change: { login: { sub: "ada" } } }],
     ["revoke", { type: "revoke", meta }],
-    ["migrate", { type: "migrate", target: { reg: "apac" }, trigger: "operator" }],
+    ["migrate", { type: "migrate", target: { region: "apac" }, trigger: "operator" }],
   ];
   // [state, event] → [state after, reply kind]
   const table: Record<Kind, Record<string, [Kind, string]>> = {
@@ -193,21 +193,23 @@ describe("snapshots are owed exactly when the version is ahead of the newest sna
 });
 
 describe("migration", () => {
-  const migrate: SessionEvent = { type: "migrate", target: { reg: "apac" }, trigger: "operator" };
+  const migrate: SessionEvent = { type: "migrate", target: { region: "apac" }, trigger: "operator" };
 
   it("freezes, hands over, then forwards; the new epoch snapshots at once", () => {
     const frozen = step(stateOf("active"), migrate, now);
-    expect(frozen.effects).toContainEqual(expect.objectContaining({ type: "handOver", to: { ep: 2, reg: "apac" } }));
+    expect(frozen.effects).toContainEqual(
+      expect.objectContaining({ type: "handOver", to: { epoch: 2, region: "apac" } }),
+    );
     const record = (frozen.state.stored as SessionRecord) ?? active();
     const target = step(
       { stored: undefined, book: EMPTY_BOOK },
-      { type: "adopt", meta: { ...meta, epoch: 2, reg: "apac" }, from: record, via: "migration" },
+      { type: "adopt", meta: { ...meta, epoch: 2, region: "apac" }, from: record, via: "migration" },
       now,
     );
     expect(types(target.effects)[0]).toBe("putSnapshot");
     expect(result(target)).toMatchObject({ kind: "ok" });
-    const done = step(frozen.state, { type: "handOverDone", to: { ep: 2, reg: "apac" } }, now + 20);
-    expect(done.state.stored).toMatchObject({ status: "moved", to: { ep: 2, reg: "apac" }, reason: "migrated" });
+    const done = step(frozen.state, { type: "handOverDone", to: { epoch: 2, region: "apac" } }, now + 20);
+    expect(done.state.stored).toMatchObject({ status: "moved", to: { epoch: 2, region: "apac" }, reason: "migrated" });
     expect(result(done)).toMatchObject({ kind: "migrated", durationMs: 20 });
   });
 
@@ -238,7 +240,7 @@ describe("migration", () => {
     for (let i = 1; i < HANDOVER_ATTEMPTS_BEFORE_ABORT; i++) {
       s = step(
         s,
-        { type: "handOverFailed", to: { ep: 2, reg: "apac" }, abandoned: false, error: "boom" },
+        { type: "handOverFailed", to: { epoch: 2, region: "apac" }, abandoned: false, error: "boom" },
         now + i,
       ).state;
       const retry = step(s, { type: "alarm" }, (s.book.handOverRetry?.at ?? 0) + 1);
@@ -248,7 +250,7 @@ describe("migration", () => {
     }
     const aborted = step(
       s,
-      { type: "handOverFailed", to: { ep: 2, reg: "apac" }, abandoned: true, error: "boom" },
+      { type: "handOverFailed", to: { epoch: 2, region: "apac" }, abandoned: true, error: "boom" },
       now + 10,
     );
     expect(kindOf(aborted.state.stored)).toBe("active");
@@ -257,7 +259,9 @@ describe("migration", () => {
     const w = step(aborted.state, { type: "write", meta, change: { patch: { z: 1 } } }, now + 11);
     expect(result(w)).toMatchObject({ kind: "ok" });
     const next = step(w.state, migrate, now + 12);
-    expect(next.effects).toContainEqual(expect.objectContaining({ type: "handOver", to: { ep: 3, reg: "apac" } }));
+    expect(next.effects).toContainEqual(
+      expect.objectContaining({ type: "handOver", to: { epoch: 3, region: "apac" } }),
+    );
   });
 
   it("an abandoned target refuses the hand-over for good; one that already adopted says so", () => {
@@ -280,14 +284,14 @@ describe("migration", () => {
 });
 
 describe("restore, fence and catch-up: recovery moves forward only", () => {
-  const restoreMeta = { ...meta, epoch: 2, reg: "weur" };
+  const restoreMeta = { ...meta, epoch: 2, region: "weur" };
   const snapshot = { version: 3, epoch: 1, data: { a: 1 }, origin: "o1", createdAt: T0, updatedAt: T0, takenAt: T0 };
 
   it("a restore never overwrites a live copy of its epoch", () => {
     const live: MachineState = { stored: active({ epoch: 2, version: 9 }), book: { snapshottedVersion: 9 } };
     const out = step(
       live,
-      { type: "restore", meta: restoreMeta, from: snapshot, predecessors: [{ ep: 1, reg: "enam" }] },
+      { type: "restore", meta: restoreMeta, from: snapshot, predecessors: [{ epoch: 1, region: "enam" }] },
       now,
     );
     expect(out.state).toBe(live);
@@ -297,30 +301,30 @@ describe("restore, fence and catch-up: recovery moves forward only", () => {
   it("a restore owes nothing to KV for what it read from KV, and fences every predecessor (with or without a snapshot)", () => {
     const out = step(
       { stored: undefined, book: EMPTY_BOOK },
-      { type: "restore", meta: restoreMeta, from: snapshot, predecessors: [{ ep: 1, reg: "enam" }] },
+      { type: "restore", meta: restoreMeta, from: snapshot, predecessors: [{ epoch: 1, region: "enam" }] },
       now,
     );
     expect(snapshotOwed(out.state)).toBe(false);
-    expect(out.state.book.fencePush).toMatchObject({ targets: [{ ep: 1, reg: "enam" }], base: 3 });
+    expect(out.state.book.fencePush).toMatchObject({ targets: [{ epoch: 1, region: "enam" }], base: 3 });
     const empty = { version: 0, epoch: 1, data: {}, origin: "o1", createdAt: T0, updatedAt: T0 };
     const bare = step(
       { stored: undefined, book: EMPTY_BOOK },
-      { type: "restore", meta: restoreMeta, from: empty, predecessors: [{ ep: 1, reg: "enam" }] },
+      { type: "restore", meta: restoreMeta, from: empty, predecessors: [{ epoch: 1, region: "enam" }] },
       now,
     );
-    expect(bare.state.book.fencePush?.targets).toEqual([{ ep: 1, reg: "enam" }]);
+    expect(bare.state.book.fencePush?.targets).toEqual([{ epoch: 1, region: "enam" }]);
     const alarm = step(bare.state, { type: "alarm" }, now);
     expect(types(alarm.effects)).toContain("pushFence");
   });
 
   it("a fence from an older epoch is ignored; from a newer one the object forwards and owes a catch-up of its later writes", () => {
     const s = stateOf("active"); // v3, snapshotted at v3
-    expect(step(s, { type: "fence", to: { ep: 1, reg: "x" }, base: 0 }, now).state).toBe(s);
+    expect(step(s, { type: "fence", to: { epoch: 1, region: "x" }, base: 0 }, now).state).toBe(s);
     const written = step(s, { type: "write", meta, change: { patch: { late: true } } }, now).state; // v4, not in any snapshot
-    const fenced = step(written, { type: "fence", to: { ep: 2, reg: "weur" }, base: 3 }, now + 1);
+    const fenced = step(written, { type: "fence", to: { epoch: 2, region: "weur" }, base: 3 }, now + 1);
     expect(fenced.state.stored).toMatchObject({ status: "moved", reason: "fenced", version: 4 });
     expect(fenced.state.book.catchUp).toMatchObject({
-      to: { ep: 2, reg: "weur" },
+      to: { epoch: 2, region: "weur" },
       base: 3,
       state: { data: { a: 1, late: true } },
     });
@@ -338,9 +342,9 @@ describe("restore, fence and catch-up: recovery moves forward only", () => {
       now,
     ).state;
     const entries: LogEntry[] = [{ version: 4, at: now, patch: { late: true } }];
-    const once = step(restored, { type: "catchUp", from: { ep: 1, reg: "enam" }, entries }, now + 5);
+    const once = step(restored, { type: "catchUp", from: { epoch: 1, region: "enam" }, entries }, now + 5);
     expect(once.state.stored).toMatchObject({ status: "active", data: { a: 1, late: true }, version: 4 });
-    const twice = step(once.state, { type: "catchUp", from: { ep: 1, reg: "enam" }, entries }, now + 6);
+    const twice = step(once.state, { type: "catchUp", from: { epoch: 1, region: "enam" }, entries }, now + 6);
     expect(twice.state).toBe(once.state);
   });
 });

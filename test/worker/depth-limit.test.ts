@@ -77,8 +77,8 @@ describe("nesting depth (MAX_SESSION_DEPTH)", () => {
     const meta = {
       sid: "s",
       epoch: 1,
-      oid: "o",
-      reg: "enam",
+      origin: "o",
+      region: "enam",
       createdAt: 0,
       idleMs: 60_000,
       absoluteMs: 600_000,

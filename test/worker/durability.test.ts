@@ -51,8 +51,8 @@ function metaOf(r: SessionRecord): SessionMeta {
   return {
     sid: r.sid,
     epoch: r.epoch,
-    oid: r.oid,
-    reg: r.reg,
+    origin: r.origin,
+    region: r.region,
     createdAt: r.createdAt,
     idleMs: r.idleMs,
     absoluteMs: r.absoluteMs,
@@ -84,7 +84,7 @@ describe("a change is acknowledged only once it is durable", () => {
       if (!r) throw new Error("no session");
       state.storage.kv.put("session", {
         ...r,
-        migration: { to: { ep: 2, reg: "weur" }, startedAt: Date.now(), trigger: "test" },
+        migration: { to: { epoch: 2, region: "weur" }, startedAt: Date.now(), trigger: "test" },
       });
       const book = state.storage.kv.get<Record<string, unknown>>("book") ?? {};
       state.storage.kv.put("book", { ...book, handOverRetry: { at: Date.now() + 3_600_000 } });
@@ -263,6 +263,33 @@ describe("a request racing a login", () => {
     expect(seen.data).toEqual({});
     expect(await sessionOf(client)).toMatchObject({ sub: "ada", data: { cart: ["tea"] } });
     expect(client.cookie).toBe(loginCookie);
+  });
+
+  it("a request that read the session before a login and answers after it (with a moved token) does not log the browser out", async () => {
+    const e = await pool();
+    const client = new BrowserClient(e);
+    await client.send("/", set({ cart: ["tea"] }));
+    const sid = String((await sessionOf(client)).sid);
+    expect((await migrate(e, sid, { region: "weur" })).status).toBe(200);
+    // The slow request reads the session (and follows the migration) first; the login answers before it does.
+    const slow = client.send("/echo", { respond: { delayMs: 300 } });
+    await new Promise((r) => setTimeout(r, 50));
+    const login = await client.send("/", { respond: { headers: { "x-edge-session-login": '{"sub":"ada"}' } } });
+    expect(login.status).toBe(200);
+    expect(client.successor).toBeDefined();
+    const late = await slow;
+    // Its token for the pre-login session (now at epoch 2) replaced the login cookie in the jar, as in a browser.
+    expect(late.headers.getSetCookie().some((c) => c.startsWith("__Host-edge-session="))).toBe(true);
+    const after = await sessionOf(client);
+    expect(after).toMatchObject({ sub: "ada", data: { cart: ["tea"] } });
+    // And the pre-login token alone still opens nothing (no fixation path).
+    const attacker = new BrowserClient(e);
+    attacker.cookie = late.headers
+      .getSetCookie()
+      .find((c) => c.startsWith("__Host-edge-session="))
+      ?.split(";")[0]
+      ?.split("=")[1];
+    expect((await sessionOf(attacker)).sub).toBeUndefined();
   });
 
   it("ten concurrent logins, each raced by requests with the pre-login cookie: no login is lost", async () => {

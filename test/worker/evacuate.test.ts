@@ -37,6 +37,6 @@ describe("evacuating a region", () => {
 
     for (const h of homed)
       expect(await sessionOf(h.client)).toMatchObject({ sid: h.sid, reg: "wnam", ep: 2, sub: "ada" });
-    expect(await storedAt(farSid, 1)).toMatchObject({ status: "active", reg: "oc" });
+    expect(await storedAt(farSid, 1)).toMatchObject({ status: "active", region: "oc" });
   }, 30_000);
 });

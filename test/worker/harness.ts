@@ -66,6 +66,8 @@ export function cookieFrom(res: Response, name = "__Host-edge-session"): string 
 /** A browser-like client: keeps the affinity cookie it is given, like a cookie jar would. */
 export class BrowserClient {
   cookie: string | undefined;
+  /** The successor cookie a login sets beside the main one; a browser sends it back like any cookie. */
+  successor: string | undefined;
   readonly tag = crypto.randomUUID();
 
   constructor(
@@ -76,10 +78,11 @@ export class BrowserClient {
   async send(path: string, o: SendOptions = {}): Promise<Response> {
     const headers = new Headers(o.headers);
     headers.set("x-test-tag", this.tag);
-    if (this.cookie !== undefined) {
-      const existing = headers.get("cookie");
-      headers.set("cookie", [existing, `${this.cookieName}=${this.cookie}`].filter(Boolean).join("; "));
-    }
+    const jar = [
+      this.cookie !== undefined ? `${this.cookieName}=${this.cookie}` : "",
+      this.successor !== undefined ? `${this.cookieName}.next=${this.successor}` : "",
+    ].filter(Boolean);
+    if (jar.length) headers.set("cookie", [headers.get("cookie"), ...jar].filter(Boolean).join("; "));
     if (o.respond) headers.set("x-test-respond", respondWith(o.respond));
     const init: RequestInit & { cf?: Record<string, unknown> } = { method: o.method ?? "GET", headers };
     if (o.body !== undefined) init.body = o.body;
@@ -88,9 +91,11 @@ export class BrowserClient {
     for (const c of res.headers.getSetCookie()) {
       const [pair, ...attrs] = c.split(";");
       const [k, ...v] = (pair ?? "").split("=");
-      if (k?.trim() !== this.cookieName) continue;
+      const name = k?.trim();
+      if (name !== this.cookieName && name !== `${this.cookieName}.next`) continue;
       const cleared = attrs.some((a) => a.trim().toLowerCase() === "max-age=0");
-      this.cookie = cleared ? undefined : v.join("=");
+      if (name === this.cookieName) this.cookie = cleared ? undefined : v.join("=");
+      else this.successor = cleared ? undefined : v.join("=");
     }
     return res;
   }

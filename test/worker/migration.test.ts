@@ -27,8 +27,12 @@ describe("operator migration", () => {
     const s = await sessionOf(client);
     expect(s).toMatchObject({ sid, ep: 2, reg: "apac", oid, sub: "ada", data: { cart: ["tea"] }, ver: 1 });
     expect(client.cookie).not.toBe(before);
-    expect(await storedAt(sid, 1)).toMatchObject({ status: "moved", to: { ep: 2, reg: "apac" }, reason: "migrated" });
-    expect(await storedAt(sid, 2)).toMatchObject({ status: "active", epoch: 2, reg: "apac", sub: "ada" });
+    expect(await storedAt(sid, 1)).toMatchObject({
+      status: "moved",
+      to: { epoch: 2, region: "apac" },
+      reason: "migrated",
+    });
+    expect(await storedAt(sid, 2)).toMatchObject({ status: "active", epoch: 2, region: "apac", sub: "ada" });
     const audit = ((await (await admin(e, "GET", `/sessions/${sid}`)).json()) as { audit: { event: string }[] }).audit;
     expect(audit.map((a) => a.event)).toEqual(["created", "login", "migrated_in"]);
   });
@@ -103,7 +107,7 @@ describe("automatic migration", () => {
     // Seen from apac on requests 1–4; the 4th starts the migration; later requests are forwarded.
     expect(regions.slice(0, 4)).toEqual(["enam", "enam", "enam", "enam"]);
     expect(regions.at(-1)).toBe("apac");
-    expect(await storedAt(sid, 1)).toMatchObject({ status: "moved", to: { reg: "apac" } });
+    expect(await storedAt(sid, 1)).toMatchObject({ status: "moved", to: { region: "apac" } });
   });
 
   it("does not migrate a client that only passes through (a request from home resets the count)", async () => {
@@ -143,7 +147,7 @@ describe("jurisdiction pinning", () => {
     const s = await sessionOf(client, "/echo", berlin);
     expect(s).toMatchObject({ jur: "eu", reg: "weur" });
     const sid = String(s.sid);
-    expect(await storedAt(sid, 1, "eu")).toMatchObject({ status: "active", jur: "eu" });
+    expect(await storedAt(sid, 1, "eu")).toMatchObject({ status: "active", jurisdiction: "eu" });
 
     const out = await migrate(e, sid, { region: "apac" });
     expect(out.status).toBe(409);

@@ -117,20 +117,20 @@ describe("failover when a session's object is lost", () => {
       status: "active",
       data: { cart: ["tea"], restored: "side", stale: "token" },
     });
-    expect(await storedAt(sid, 1)).toMatchObject({ status: "moved", reason: "fenced", to: { ep: 2 } });
+    expect(await storedAt(sid, 1)).toMatchObject({ status: "moved", reason: "fenced", to: { epoch: 2 } });
   });
 
   it("the KV fence alone stops a stale object's writes (before the restored object's push arrives)", async () => {
     const { client, sid } = await setup();
-    await env.SNAPSHOTS.put(`fence:${sid}`, JSON.stringify({ ep: 7, reg: "weur" }));
+    await env.SNAPSHOTS.put(`fence:${sid}`, JSON.stringify({ epoch: 7, region: "weur" }));
     const stub = objectAt(sid, 1);
     const result = await runInDurableObject(stub, (o: SessionObject) =>
       o.write(
         {
           sid,
           epoch: 1,
-          oid: "x",
-          reg: "enam",
+          origin: "x",
+          region: "enam",
           createdAt: Date.now(),
           idleMs: 60_000,
           absoluteMs: 600_000,
@@ -140,7 +140,7 @@ describe("failover when a session's object is lost", () => {
         { patch: { evil: true } },
       ),
     );
-    expect(result).toEqual({ kind: "moved", to: { ep: 7, reg: "weur" } });
+    expect(result).toEqual({ kind: "moved", to: { epoch: 7, region: "weur" } });
     expect(await storedAt(sid, 1)).toMatchObject({ status: "moved", reason: "fenced" });
     expect(client).toBeDefined();
   });
@@ -192,7 +192,7 @@ describe("snapshots and fences", () => {
     const { client, sid } = await setup();
     await snapshotAtLeast(sid, 1);
     // A restore elsewhere wrote its fence and its own snapshot (simulated by the fence; the snapshot stays as is).
-    await env.SNAPSHOTS.put(`fence:${sid}`, JSON.stringify({ ep: 5, reg: "weur" }));
+    await env.SNAPSHOTS.put(`fence:${sid}`, JSON.stringify({ epoch: 5, region: "weur" }));
     const before = await env.SNAPSHOTS.get(`snap:${sid}`);
     // The old object is owed a snapshot: its alarm must see the fence and stand down instead.
     await runInDurableObject(objectAt(sid, 1), async (o: SessionObject, state) => {

@@ -89,18 +89,22 @@ describe("re-pin of a session whose object cannot be reached", () => {
     const cfg = await loadConfig(e);
     const session: LiveSession = {
       sid: String(s.sid),
-      ep: 1,
-      oid: String(s.oid),
-      reg: "enam",
-      ct: Math.floor(Date.now() / 1000),
-      ver: 1,
+      epoch: 1,
+      origin: String(s.oid),
+      region: "enam",
+      createdSec: Math.floor(Date.now() / 1000),
+      version: 1,
       data: {},
       dataBytes: 2,
     };
-    const to = new Router(cfg).pick(undefined, "enam", new Set([session.oid]));
+    const to = new Router(cfg).pick(undefined, "enam", new Set([session.origin]));
     if (!to) throw new Error("no other origin");
     const call = objectCaller(env, cfg, [{ target: "region:enam", mode: "down" }]);
     const moved = await repin(e, cfg, session, to, "drained", () => {}, call);
-    expect(moved).toMatchObject({ sid: session.sid, oid: to.id, moved: { from: session.oid, reason: "drained" } });
+    expect(moved).toMatchObject({
+      sid: session.sid,
+      origin: to.id,
+      moved: { from: session.origin, reason: "drained" },
+    });
   });
 });

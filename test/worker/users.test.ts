@@ -197,9 +197,9 @@ describe("the operator API document", () => {
 describe("the cap's choice (pure)", () => {
   const entry = (sid: string, createdAt: number, seq: number, revoking = false): PrincipalEntry => ({
     sid,
-    ep: 1,
-    reg: "enam",
-    oid: "o",
+    epoch: 1,
+    region: "enam",
+    origin: "o",
     createdAt,
     seq,
     expiresAt: Number.MAX_SAFE_INTEGER,
