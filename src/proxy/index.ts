@@ -58,13 +58,16 @@ function tokenExpiry(cfg: EdgeConfig, s: LiveSession, nowSec: number): number {
 function needsNewToken(s: LiveSession, nowSec: number, mode: TokenMode): boolean {
   const p = s.presented;
   if (!p) return true;
-  if (p.sid !== s.sid || p.oid !== s.origin || p.cb !== s.cb) return true;
-  const relocated = p.ep !== s.epoch || p.reg !== s.region || p.jur !== s.jurisdiction;
+  if (p.sid !== s.sid || p.cb !== s.cb) return true;
+  const moved = p.oid !== s.origin || p.ep !== s.epoch || p.reg !== s.region || p.jur !== s.jurisdiction;
   // An API client keeps whichever token arrived last and has no second slot (browsers have the
-  // successor cookie): a read that merely followed a migration's forward pointer leaves its token as
-  // it is, so an answer racing a login cannot undo it. The pointer lives as long as that token does;
-  // the next write, refresh or recovery brings the token up to date.
-  if (relocated && (mode === "cookie" || s.recovered)) return true;
+  // successor cookie), so an answer racing its login must not hand it a token for the pre-login
+  // session. Once a session is stored, its object holds its origin and forwards to its new home:
+  // a token that merely names the old ones still works (one forward pointer, which lives as long as
+  // the token does), and the next write, refresh or recovery brings it up to date. Past one pointer
+  // it is re-issued all the same: a chain of them would cost a call each, up to the hop limit.
+  const pointers = s.epoch - p.ep;
+  if (moved && (mode === "cookie" || s.version === 0 || s.recovered || pointers > 1)) return true;
   return nowSec >= p.iat + (p.exp - p.iat) / 2;
 }
 
