@@ -1,8 +1,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { readCacheFor } from "../cache/index.ts";
 import { LOCATION_HINTS } from "../config/index.ts";
 import { EdgeError } from "../errors.ts";
 import { evacuateRegion, locateSession } from "../migration/index.ts";
-import { poolStub, poolView } from "../origins/index.ts";
+import { poolStub, poolView, reportEnded } from "../origins/index.ts";
 import { objectCaller } from "../replication/failover.ts";
 import { type AdminApp, errors, json, security } from "./openapi.ts";
 import { FaultSchema, MigrateRequestSchema, MigrationResultSchema, SessionViewSchema } from "./schemas.ts";
@@ -129,6 +130,9 @@ export function registerSessionRoutes(admin: AdminApp): void {
         pool: active.pool,
       }),
     );
+    // Revoked here: this isolate stops answering it from memory now, every other one through the pool.
+    readCacheFor(cfg).evict(sid);
+    c.executionCtx.waitUntil(reportEnded(c.env, cfg, [sid]));
     c.executionCtx.waitUntil(
       poolStub(c.env, cfg)
         .adjustSessions({ [active.oid]: -1 }, { [active.reg]: -1 })
@@ -155,6 +159,7 @@ export function registerSessionRoutes(admin: AdminApp): void {
       throw new EdgeError("ERR_ALREADY_THERE", `session ${sid} already lives in ${reg}`, { status: 409 });
     const target = { reg, ...(body.jurisdiction ? { jur: body.jurisdiction } : {}) };
     const result = await call(found.at, (stub) => stub.migrate(target, "operator"));
+    readCacheFor(cfg).evict(sid);
     switch (result.kind) {
       case "migrated":
         return c.json(
@@ -189,6 +194,7 @@ export function registerSessionRoutes(admin: AdminApp): void {
       try {
         for await (const line of evacuateRegion(c.env, cfg, region, to, call)) {
           totals[line.status] += 1;
+          readCacheFor(cfg).evict(line.sid);
           await writer.write(encoder.encode(`${JSON.stringify(line)}\n`));
         }
         await writer.write(encoder.encode(`${JSON.stringify({ done: true, region, ...totals })}\n`));

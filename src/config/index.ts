@@ -49,6 +49,11 @@ export interface EdgeConfig {
   snapshots: { key: SnapshotKey; generated: boolean };
   /** Milliseconds to wait for a session object before failing over to its snapshot. */
   sessionTimeoutMs: number;
+  /**
+   * Seconds an isolate may serve a session version from memory after its object last confirmed it
+   * (READ_CACHE_SECONDS). 0 is strict mode: the object is consulted on every request.
+   */
+  readCacheSeconds: number;
   /** Fault injection (/__edge/faults) is honoured only when this is true. */
   faultInjection: boolean;
   migration: { auto: boolean; afterRequests: number; afterSeconds: number };
@@ -190,6 +195,10 @@ export async function parseConfig(env: Record<string, unknown>): Promise<EdgeCon
   if (!origins.success) throw firstIssue("ORIGINS", origins.error);
   if (raw.SESSION_ABSOLUTE_TIMEOUT < raw.SESSION_IDLE_TIMEOUT)
     throw new ConfigError("SESSION_ABSOLUTE_TIMEOUT", "must not be shorter than SESSION_IDLE_TIMEOUT");
+  // A cached version is confirmed by a read of its object, which is also what keeps the session from
+  // idling out: the cache period must leave the idle timer room to be refreshed.
+  if (raw.READ_CACHE_SECONDS * 2 > raw.SESSION_IDLE_TIMEOUT)
+    throw new ConfigError("READ_CACHE_SECONDS", "must be at most half of SESSION_IDLE_TIMEOUT");
   if (raw.COOKIE_NAME.startsWith("__Host-") === false && raw.ENVIRONMENT === "production")
     log("warn", "config_cookie_prefix", {
       message: "COOKIE_NAME has no __Host- prefix; the cookie can be set by subdomains",
@@ -219,6 +228,7 @@ export async function parseConfig(env: Record<string, unknown>): Promise<EdgeCon
     defaultRegion: raw.DEFAULT_REGION,
     snapshots: await loadSnapshotKey(raw.SNAPSHOT_KEY, isDevelopment),
     sessionTimeoutMs: raw.SESSION_TIMEOUT_MS,
+    readCacheSeconds: raw.READ_CACHE_SECONDS,
     // Fault injection is a development and test tool; a production deployment ignores the flag.
     faultInjection: isDevelopment || (raw.FAULT_INJECTION && raw.ENVIRONMENT !== "production"),
     migration: {

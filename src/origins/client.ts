@@ -51,3 +51,11 @@ export async function poolView(env: Env, cfg: EdgeConfig, now = Date.now()): Pro
 export function invalidatePoolView(cfg: EdgeConfig): void {
   cache.delete(cfg.pool.name);
 }
+
+/** Tells the pool that sessions ended, so every isolate stops answering them from its read cache. */
+export function reportEnded(env: Env, cfg: EdgeConfig, sids: string[]): Promise<void> {
+  if (!sids.length || cfg.readCacheSeconds <= 0) return Promise.resolve();
+  return poolStub(env, cfg)
+    .reportEnded(sids)
+    .catch((err: unknown) => log("warn", "pool_report_failed", { message: String(err) }));
+}

@@ -1,5 +1,5 @@
 export { assignedOrigin, WeightedRoundRobin } from "./choose.ts";
-export { invalidatePoolView, poolStub, poolView } from "./client.ts";
+export { invalidatePoolView, poolStub, poolView, reportEnded } from "./client.ts";
 export { OutlierDetector, type OutlierSettings } from "./outlier.ts";
 export {
   isRetryable,

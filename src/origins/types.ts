@@ -42,6 +42,11 @@ export interface PoolView {
   regions: Record<string, number>;
   faults: Fault[];
   events: PoolEvent[];
+  /**
+   * Sessions ended recently (logout, login rotation, revoke), sid → when: an isolate never answers
+   * them from its read cache, so an end reaches every isolate within POOL_CACHE_SECONDS.
+   */
+  ended?: Record<string, number>;
 }
 
 export type MoveReason = "unhealthy" | "ejected" | "drained" | "removed" | "connect_failed" | "return_home";

@@ -50,12 +50,19 @@ function tokenExpiry(cfg: EdgeConfig, s: LiveSession, nowSec: number): number {
   return Math.min(nowSec + cfg.idleTimeout, s.ct + cfg.absoluteTimeout);
 }
 
-/** A token is re-issued when it names something else, or once past half its life (sliding expiry). */
-function needsNewToken(s: LiveSession, nowSec: number): boolean {
+/**
+ * A token is re-issued when it names something else, or once past half its life (sliding expiry).
+ * With the read cache on, a token also names the state version its holder has seen: it is re-issued
+ * whenever the client is answered with another version (after its own write, or when it is shown a
+ * newer one), so its next read, through any isolate, is never older (monotonic reads). In strict mode
+ * the object answers every read, so a version change alone does not cost a signature and a Set-Cookie.
+ */
+function needsNewToken(cfg: EdgeConfig, s: LiveSession, nowSec: number): boolean {
   const p = s.presented;
   if (!p) return true;
   if (p.sid !== s.sid || p.oid !== s.oid || p.ep !== s.ep || p.reg !== s.reg || p.jur !== s.jur || p.cb !== s.cb)
     return true;
+  if (cfg.readCacheSeconds > 0 && p.ver !== s.ver) return true;
   return nowSec >= p.iat + (p.exp - p.iat) / 2;
 }
 
@@ -65,7 +72,8 @@ export async function sessionTokenFor(
   now = Date.now(),
 ): Promise<{ token: string; maxAge: number }> {
   const nowSec = Math.floor(now / 1000);
-  if (s.presented && !needsNewToken(s, nowSec)) return { token: s.presented.raw, maxAge: s.presented.exp - nowSec };
+  if (s.presented && !needsNewToken(cfg, s, nowSec))
+    return { token: s.presented.raw, maxAge: s.presented.exp - nowSec };
   const exp = tokenExpiry(cfg, s, nowSec);
   const token = await issueAffinityToken(
     { keys: cfg.keys, issuer: cfg.issuer, audience: cfg.affinityAudience },
@@ -73,6 +81,7 @@ export async function sessionTokenFor(
       sid: s.sid,
       oid: s.oid,
       ep: s.ep,
+      ver: s.ver,
       reg: s.reg,
       ct: s.ct,
       exp,
@@ -98,7 +107,7 @@ export async function clientResponse(
   const headers = new Headers(upstream.headers);
   cleanResponseHeaders(headers, cfg.cookieName);
   if (!session) writeToken(headers, mode, cfg, undefined, 0);
-  else if (mode === "header" || !session.presented || needsNewToken(session, Math.floor(Date.now() / 1000))) {
+  else if (mode === "header" || !session.presented || needsNewToken(cfg, session, Math.floor(Date.now() / 1000))) {
     const { token, maxAge } = await sessionTokenFor(cfg, session);
     writeToken(headers, mode, cfg, token, maxAge);
   }

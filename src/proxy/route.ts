@@ -1,3 +1,4 @@
+import { readCacheFor } from "../cache/index.ts";
 import type { EdgeConfig, OriginConfig } from "../config/index.ts";
 import { EdgeError } from "../errors.ts";
 import { log } from "../log.ts";
@@ -116,7 +117,10 @@ export async function repin(
   if (home !== undefined) next.home = home;
   else delete next.home;
   if (s.ver > 0 || home !== undefined || s.home !== undefined) {
+    const askedAt = Date.now();
     const outcome = await commitChange(env, cfg, s, { assign: { oid: to.id, home: home ?? null, reason } }, call);
+    // The isolate that re-pins sees the new origin at once (the others within READ_CACHE_SECONDS).
+    readCacheFor(cfg).afterCommit(s, outcome, askedAt);
     if (outcome.kind === "updated") {
       next = { ...outcome.session, moved: { from: s.oid, reason } };
       const deltas: Record<string, number> = outcome.created ? { [to.id]: 1 } : { [s.oid]: -1, [to.id]: 1 };

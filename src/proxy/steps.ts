@@ -1,11 +1,13 @@
+import { type ReadCache, readCacheFor } from "../cache/index.ts";
 import type { EdgeConfig } from "../config/index.ts";
 import { LOCATION_HINTS } from "../config/index.ts";
 import { EdgeError } from "../errors.ts";
 import { log } from "../log.ts";
-import { type ClientLocation, locationHintFor, type PoolView, poolStub } from "../origins/index.ts";
+import { type ClientLocation, locationHintFor, type PoolView, poolStub, reportEnded } from "../origins/index.ts";
 import { ObjectUnavailable, restoreSession } from "../replication/failover.ts";
+import { presentedFrom } from "../session/client.ts";
 import { commitChange, type LiveSession, type ObjectCall, resumeSession } from "../session/index.ts";
-import { ForwardedSigner, verifyAffinityToken } from "../token/index.ts";
+import { type AffinityClaims, ForwardedSigner, verifyAffinityToken } from "../token/index.ts";
 import { fetchOrigin, type PresentedToken, parseDirectives, upstreamHeaders, upstreamUrl } from "./index.ts";
 import { noOriginError, type Placement, Router, repin, retryableBody } from "./route.ts";
 
@@ -65,9 +67,17 @@ export async function sessionFor(
     return {
       refused: { code: "ERR_TOKEN_BINDING", message: "the token was issued to a different client (CLIENT_BINDING)" },
     };
+  const { claims } = verified;
+  const cache = readCacheFor(cfg);
+  const hit = cache.lookup(claims, x.view?.ended?.[claims.sid] !== undefined);
+  if (hit) {
+    if (hit.confirm) x.waitUntil(confirmInBackground(x, cache, claims, hit.session, presented.token));
+    return { ...hit.session, presented: presentedFrom(claims, presented.token) };
+  }
+  const askedAt = Date.now();
   let resumed: Awaited<ReturnType<typeof resumeSession>>;
   try {
-    resumed = await resumeSession(cfg, verified.claims, presented.token, x.region, x.call);
+    resumed = await resumeSession(cfg, claims, presented.token, x.region, x.call);
   } catch (e) {
     if (!(e instanceof ObjectUnavailable)) throw e;
     log("error", "session_object_unavailable", {
@@ -100,11 +110,47 @@ export async function sessionFor(
         headers: { "retry-after": "1" },
       });
     });
-    if (restored.kind === "restored") return restored.session;
+    if (restored.kind === "restored") {
+      cache.confirm(restored.session, askedAt);
+      return restored.session;
+    }
     return { refused: { code: restored.code, message: restored.message } };
   }
-  if ("session" in resumed) return resumed.session;
+  if ("session" in resumed) {
+    cache.confirm(resumed.session, askedAt);
+    return resumed.session;
+  }
+  cache.evict(claims.sid);
   return { refused: { code: "ERR_SESSION_ENDED", message: `the session has ended (${resumed.ended})` } };
+}
+
+/**
+ * Off the critical path (waitUntil): asks the object for the session a cached
+ * copy answered, at most once per session per half cache period. This is the
+ * object's touch, too: its idle timer and its automatic-migration counter see
+ * the client's reads. Whatever it learns replaces the copy (or evicts it).
+ * A failure leaves the copy to expire; the next request then asks the object
+ * itself and restores the session if it must.
+ */
+async function confirmInBackground(
+  x: RequestScope,
+  cache: ReadCache,
+  claims: AffinityClaims,
+  held: LiveSession,
+  raw: string,
+): Promise<void> {
+  const askedAt = Date.now();
+  // From where the copy says the session lives, which may be ahead of the client's token.
+  const at: AffinityClaims = { ...claims, ep: held.ep, reg: held.reg, oid: held.oid };
+  if (held.jur === "eu") at.jur = held.jur;
+  else delete at.jur;
+  try {
+    const resumed = await resumeSession(x.cfg, at, raw, x.region, x.call);
+    if ("session" in resumed) cache.confirm(resumed.session, askedAt);
+    else cache.evict(claims.sid);
+  } catch (e) {
+    log("warn", "read_cache_confirm_failed", { sid: claims.sid, message: String(e) });
+  }
 }
 
 /** Step 4: the origin for this request — the session's own, or another if it must move (failover, drain, return home). */
@@ -198,9 +244,15 @@ export async function applyOriginDirectives(
   const { change, problems } = parseDirectives(upstream.headers, x.cfg.limits);
   for (const p of problems)
     log("warn", "origin_directive_rejected", { code: p.code, message: p.message, sid: session.sid, oid: session.oid });
+  const cache = readCacheFor(x.cfg);
+  // A session started by this request stored nothing: its next request can be answered from memory.
+  if (!session.presented) cache.confirm(session, Date.now());
   if (!change) return session;
+  const askedAt = Date.now();
   try {
     const outcome = await commitChange(x.env, x.cfg, session, change, x.call);
+    // This isolate sees its own change at once; the pool tells the others of an end.
+    x.waitUntil(reportEnded(x.env, x.cfg, cache.afterCommit(session, outcome, askedAt)));
     if (outcome.kind === "unchanged") {
       log("warn", "origin_directive_rejected", {
         code: outcome.code,
@@ -228,6 +280,9 @@ export async function applyOriginDirectives(
     }
     return outcome.kind === "logged-out" ? undefined : outcome.session;
   } catch (e) {
+    // Not known to have happened: the copy here is dropped; a logout is reported all the same (fail closed).
+    cache.afterCommit(session, undefined, askedAt);
+    if (change.logout) x.waitUntil(reportEnded(x.env, x.cfg, [session.sid]));
     log("error", "session_commit_failed", { code: "ERR_SESSION_UNAVAILABLE", sid: session.sid, message: String(e) });
     // A logout that could not be recorded still logs the client out: its token is cleared (fail closed).
     // Anything else: the origin has answered, and its response is served with the session as it was.
