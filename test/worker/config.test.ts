@@ -60,6 +60,13 @@ describe("configuration is validated, and a bad value is named", () => {
       { SESSION_IDLE_TIMEOUT: "600", SESSION_ABSOLUTE_TIMEOUT: "60" },
       /SESSION_ABSOLUTE_TIMEOUT: must not be shorter/,
     ],
+    ["a read cache period over a minute", { READ_CACHE_SECONDS: "61" }, /READ_CACHE_SECONDS/],
+    ["a negative read cache period", { READ_CACHE_SECONDS: "-1" }, /READ_CACHE_SECONDS/],
+    [
+      "a read cache period longer than half the idle timeout",
+      { SESSION_IDLE_TIMEOUT: "20", READ_CACHE_SECONDS: "11" },
+      /READ_CACHE_SECONDS: must be at most half of SESSION_IDLE_TIMEOUT/,
+    ],
     ["a cookie name with a space", { COOKIE_NAME: "bad name" }, /COOKIE_NAME/],
     ["an unknown ENVIRONMENT", { ENVIRONMENT: "prod" }, /ENVIRONMENT/],
     ["a short ADMIN_TOKEN", { ADMIN_TOKEN: "short" }, /ADMIN_TOKEN: must be at least 24 characters/],
