@@ -12,6 +12,7 @@
  * advance, and the two agree, which is how this method was checked.
  */
 import type { JWK } from "jose";
+import { median } from "./figures/stats.ts";
 import { generateSigningKey } from "./keys.ts";
 import { SIGNING_ALGS, type SigningAlg } from "./options.ts";
 import type { RunningWorker } from "./workers.ts";
@@ -50,12 +51,6 @@ async function timed(worker: RunningWorker, op: MicroOp, alg: SigningAlg, n: num
   const wallMs = performance.now() - t0;
   if (!res.ok || body.workerMs === undefined) throw new Error(`micro ${op}/${alg}: ${body.error ?? res.status}`);
   return { wallMs, workerMs: body.workerMs };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? (sorted[mid] ?? Number.NaN) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
 }
 
 export async function runMicro(worker: RunningWorker, iterations: number, tries = 5): Promise<MicroFigure[]> {

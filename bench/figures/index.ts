@@ -23,6 +23,8 @@ export interface FiguresReport {
   migration?: MigrationSize[];
   recovery?: RecoveryFigures;
   cost?: CostFigures;
+  /** The same, in strict mode (READ_CACHE_SECONDS=0): the read cache's effect on the cost. */
+  costStrict?: CostFigures;
 }
 
 const FAULTS = { ENVIRONMENT: "staging", FAULT_INJECTION: "true", POOL_CACHE_SECONDS: "0" };
@@ -100,6 +102,14 @@ export async function runFigures(
     const ending: RunningEdge = await counting({ SESSION_IDLE_TIMEOUT: String(n.cost.idleTimeoutS) });
     say(`cost: 4 session shapes × ${n.cost.burstSessions} back to back, then paced and to their end (~45 s)…`);
     report.cost = await costFigures({ ...main, pid }, ending, n.cost);
+    await Promise.all([main.stop(), ending.stop()]);
+    const strict = { READ_CACHE_SECONDS: "0" };
+    const { value: mainStrict, pid: pidStrict } = await withNewWorkerd(() =>
+      counting({ ...FIGURE_VARS.cost, ...strict }),
+    );
+    const endingStrict = await counting({ SESSION_IDLE_TIMEOUT: String(n.cost.idleTimeoutS), ...strict });
+    say("cost: the same in strict mode (READ_CACHE_SECONDS=0)…");
+    report.costStrict = await costFigures({ ...mainStrict, pid: pidStrict }, endingStrict, n.cost);
     done("cost");
   }
   return report;

@@ -40,7 +40,15 @@ function ringFor(env: MicroEnv, alg: string): Promise<KeyRing> {
 }
 
 function claimsFor(nowSec: number): Omit<AffinityClaims, "iat"> {
-  return { sid: "bench-session-0123456789ab", oid: "origin-1", ep: 1, reg: "enam", ct: nowSec, exp: nowSec + 1800 };
+  return {
+    sid: "bench-session-0123456789ab",
+    oid: "origin-1",
+    ep: 1,
+    ver: 1,
+    reg: "enam",
+    ct: nowSec,
+    exp: nowSec + 1800,
+  };
 }
 
 type Loop = (n: number) => Promise<void>;
