@@ -14,7 +14,7 @@
  * --quick or --only measures no figure group unless --figures names some.
  *
  * Environment: BENCH_DURATION, BENCH_WARMUP, BENCH_CONNECTIONS, BENCH_ROUNDS, BENCH_ALG,
- * BENCH_MICRO_ITERATIONS.
+ * BENCH_MICRO_ITERATIONS (micro-figure samples of 100 calls each).
  */
 import { parseArgs } from "node:util";
 
@@ -41,7 +41,7 @@ export interface BenchOptions {
   /** Figure groups to measure (bench/figures/). */
   figures: FigureGroup[];
   micro: boolean;
-  /** Iterations per timed request of the micro figures. */
+  /** Samples (of 100 calls) timed per micro-figure by tinybench. */
   microIterations: number;
   /** Write docs/benchmarks.md and the SVG (default: yes for a full run, no for --quick or --only). */
   write: boolean;
@@ -118,7 +118,7 @@ export function readOptions(argv = process.argv.slice(2), env = process.env): Be
     figures,
     micro: !values["no-micro"],
     microIterations: Math.round(
-      num("--micro-iterations", values["micro-iterations"] ?? env.BENCH_MICRO_ITERATIONS, quick ? 300 : 2000),
+      num("--micro-iterations", values["micro-iterations"] ?? env.BENCH_MICRO_ITERATIONS, quick ? 5 : 20),
     ),
     write: values["no-write"] ? false : (values.write ?? !partial),
     profile: values.profile,

@@ -176,7 +176,7 @@ export function microTable(micro: MicroFigure[], markdown: boolean): string {
     if (!m) return "–";
     // Below the timer's resolution over this many iterations: say so rather than print noise.
     const us = (v: number) => (v < 0.5 ? "< 0.5" : fmt(v, 1));
-    return `${us(m.usPerOp)} µs (${us(m.workerUsPerOp)})`;
+    return `${us(m.usPerOp)} µs (± ${us(m.moeUs)})`;
   };
   const data = MICRO_OPS.map(({ op, label }) => [label, ...algs.map((a) => cell(op, a))]);
   const head = ["operation (one call)", ...algs];
@@ -335,12 +335,11 @@ client. After it, the origin's counters must match the answered requests.
 
 ${r.micro.length ? microTable(r.micro, true) : "(not measured in this run: `--no-micro`)"}
 
-Each cell: microseconds per call, measured from Node as (time of a request that
-runs the call ${r.micro[0]?.iterations ?? o.microIterations} times − time of the same request running it 0 times) / ${r.micro[0]?.iterations ?? o.microIterations},
-median of 5 tries; in brackets, the Worker's own \`performance.now()\` around the loop.
-Cloudflare's edge keeps that clock still during pure CPU work (a Spectre
-mitigation), so the Node-side figure is the one to trust; under local workerd
-the Worker's clock does advance, and the two agree. The code timed is the
+Each cell: microseconds per call, the mean over ${r.micro[0]?.iterations ?? "–"} calls timed by tinybench inside workerd
+after its warm-up, in samples of 100 calls (workerd's clock moves in whole milliseconds), and in
+brackets the margin of error of that mean (95 %). The Worker's own clock is the one read:
+under local workerd it advances during CPU work, whereas Cloudflare's edge keeps it still (a
+Spectre mitigation), so these are local figures. The code timed is the
 project's own \`src/token/\` (jose on workerd's WebCrypto), bundled by wrangler
 (bench/workers/micro-worker.ts). A sticky hit pays one verification; a write
 adds one forwarded-header signature; a new session pays a signature and an

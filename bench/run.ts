@@ -210,7 +210,7 @@ async function main(): Promise<void> {
 
   let micro: MicroFigure[] = [];
   if (o.micro) {
-    say(`token micro-figures inside workerd (${o.microIterations} iterations a request)…`);
+    say(`token micro-figures inside workerd (tinybench, ${o.microIterations} samples of 100 calls)…`);
     const worker = await startWorker({
       name: "micro",
       scriptPath: bundles.micro,
@@ -244,7 +244,7 @@ async function main(): Promise<void> {
   const summary = summaryMarkdown(report);
   if (summary) console.log(`\n${summary}`);
   if (micro.length)
-    console.log(`\nmicroseconds per call, Node-timed (Worker clock in brackets):\n${microTable(micro, false)}`);
+    console.log(`\nmicroseconds per call, tinybench inside workerd (± margin of error):\n${microTable(micro, false)}`);
   const problems = figures.flatMap((f) => problemLines(f, o.rounds).map((p) => `${f.scenario.id}: ${p}`));
   if (problems.length) console.log(`\nchecks that failed:\n${problems.map((p) => `  ${p}`).join("\n")}`);
   const sections = groupsMarkdown(report);
