@@ -48,6 +48,7 @@ export async function countObjectCalls(
     const spec = { ...prepared.spec, connections: scenario.connections ?? connections };
     // Warm: every session's copy is in memory, as in the steady state being counted.
     await runLoad({ ...spec, duration: 1 });
+    await prepared.warm?.();
     await new Promise((r) => setTimeout(r, 500));
     await counts(edge, "DELETE");
     const result = await runLoad({ ...spec, duration: seconds });

@@ -1,7 +1,7 @@
 /**
  * Command line and environment of `npm run bench`. Flags win over the environment.
  *
- *   npm run bench                         # full run: 2 rounds of (1 s warm-up + 5 s) per scenario, writes docs/benchmarks.md
+ *   npm run bench                         # full run: (1 s warm-up + 5 s) per scenario, every figure group; writes docs/benchmarks.md
  *   npm run bench -- --quick              # 1 round of 1 s warm-up + 2 s per scenario; prints, writes nothing
  *   npm run bench -- --duration 20 --warmup 3 --connections 50 --rounds 2
  *   npm run bench -- --only baseline,session-read --no-micro --no-write
@@ -112,7 +112,7 @@ export function readOptions(argv = process.argv.slice(2), env = process.env): Be
     duration: num("--duration", values.duration ?? env.BENCH_DURATION, quick ? 2 : 5),
     warmup: num("--warmup", values.warmup ?? env.BENCH_WARMUP, 1),
     connections: Math.round(num("--connections", values.connections ?? env.BENCH_CONNECTIONS, 20)),
-    rounds: Math.round(num("--rounds", values.rounds ?? env.BENCH_ROUNDS, quick ? 1 : 2)),
+    rounds: Math.round(num("--rounds", values.rounds ?? env.BENCH_ROUNDS, 1)),
     alg: alg as SigningAlg,
     only,
     figures,

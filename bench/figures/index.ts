@@ -41,10 +41,10 @@ function sizes(quick: boolean) {
   return {
     failoverRepetitions: quick ? 5 : 20,
     load: quick ? { clients: 20, seconds: 5, killAt: 2 } : { clients: 20, seconds: 10, killAt: 3 },
-    migration: quick ? { repetitions: 2, stallRepetitions: 1 } : { repetitions: 5, stallRepetitions: 3 },
+    migration: quick ? { repetitions: 2, stallRepetitions: 1 } : { repetitions: 3, stallRepetitions: 2 },
     recovery: quick
       ? { rtoRepetitions: 3, rpoRepetitions: 3, sessionTimeoutMs: 500, slowMs: 2000 }
-      : { rtoRepetitions: 8, rpoRepetitions: 10, sessionTimeoutMs: 500, slowMs: 2000 },
+      : { rtoRepetitions: 5, rpoRepetitions: 6, sessionTimeoutMs: 500, slowMs: 2000 },
     cost: { burstSessions: quick ? 3 : 10, paceMs: 1100, idleTimeoutS: 10 },
   };
 }
