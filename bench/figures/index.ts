@@ -32,7 +32,9 @@ const FAULTS = { ENVIRONMENT: "staging", FAULT_INJECTION: "true", POOL_CACHE_SEC
 export const FIGURE_VARS: Record<FigureGroup, Record<string, string>> = {
   failover: {},
   migration: { MAX_PATCH_BYTES: "65536", MAX_SESSION_BYTES: "1572864" },
-  recovery: { ...FAULTS, SESSION_TIMEOUT_MS: "500" },
+  // Strict reads: a restore starts when a request reaches the lost object, and with the read cache on the
+  // isolate answers reads from memory meanwhile (README, "Consistency"), so nothing would be restored to time.
+  recovery: { ...FAULTS, SESSION_TIMEOUT_MS: "500", READ_CACHE_SECONDS: "0" },
   cost: {},
 };
 
