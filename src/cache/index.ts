@@ -37,26 +37,28 @@ function stateOf(s: LiveSession): LiveSession {
  * cannot push out the rest. The rules are in policy.ts.
  */
 export class ReadCache {
-  readonly #lru: LRUCache<string, Entry>;
+  // Strict mode holds nothing, so it allocates nothing (lru-cache sizes its index arrays by `max`).
+  readonly #lru: LRUCache<string, Entry> | undefined;
   readonly periodMs: number;
 
   constructor(periodSeconds: number, limits: CacheLimits = DEFAULT_LIMITS) {
     this.periodMs = periodSeconds * 1000;
-    this.#lru = new LRUCache<string, Entry>({
-      max: limits.maxEntries,
-      maxSize: limits.maxBytes,
-      maxEntrySize: limits.maxEntryBytes,
-      sizeCalculation: (e) => entryBytes(e.session.dataBytes),
-    });
+    if (this.periodMs > 0)
+      this.#lru = new LRUCache<string, Entry>({
+        max: limits.maxEntries,
+        maxSize: limits.maxBytes,
+        maxEntrySize: limits.maxEntryBytes,
+        sizeCalculation: (e) => entryBytes(e.session.dataBytes),
+      });
   }
 
   get enabled(): boolean {
-    return this.periodMs > 0;
+    return this.#lru !== undefined;
   }
 
   /** Entries and bytes held (for tests and the bench). */
   get size(): { entries: number; bytes: number } {
-    return { entries: this.#lru.size, bytes: this.#lru.calculatedSize };
+    return { entries: this.#lru?.size ?? 0, bytes: this.#lru?.calculatedSize ?? 0 };
   }
 
   /**
@@ -65,14 +67,15 @@ export class ReadCache {
    * confirmation (its start is recorded, so concurrent requests start only one).
    */
   lookup(named: Named, endedInPool: boolean, now = Date.now()): { session: LiveSession; confirm: boolean } | undefined {
-    if (!this.enabled) return undefined;
-    const entry = this.#lru.get(named.sid);
+    const lru = this.#lru;
+    if (!lru) return undefined;
+    const entry = lru.get(named.sid);
     const decision = readDecision(entry, named, now, this.periodMs, endedInPool);
     if (!entry) return undefined;
     if (!decision.serve) {
       // An expired copy, or one the pool says has ended, can only mislead; one that is behind the
       // token is about to be replaced by the object's answer anyway.
-      if (decision.why !== "behind") this.#lru.delete(named.sid);
+      if (decision.why !== "behind") lru.delete(named.sid);
       return undefined;
     }
     if (decision.confirm) entry.confirmStartedAt = now;
@@ -81,16 +84,16 @@ export class ReadCache {
 
   /** The object's answer for a session, asked at `askedAt`: kept unless a newer one is already held. */
   confirm(s: LiveSession, askedAt: number): void {
-    if (!this.enabled) return;
+    const lru = this.#lru;
+    if (!lru) return;
     const ref: StateRef = { ep: s.ep, ver: s.ver, oid: s.oid };
-    const held = this.#lru.peek(s.sid);
-    if (!replaces(held, ref, askedAt)) return;
-    this.#lru.set(s.sid, { ref, confirmedAt: askedAt, session: stateOf(s) });
+    if (!replaces(lru.peek(s.sid), ref, askedAt)) return;
+    lru.set(s.sid, { ref, confirmedAt: askedAt, session: stateOf(s) });
   }
 
   /** Forget a session: it ended, moved, or the object refused a change to it. */
   evict(sid: string): void {
-    this.#lru.delete(sid);
+    this.#lru?.delete(sid);
   }
 
   /**
