@@ -240,6 +240,8 @@ export function summaryMarkdown(r: Pick<BenchReport, "figures" | "objectCalls" |
     "| figure | cache on | strict | target (cache on) |",
     "| --- | ---: | ---: | --- |",
     `| steady state, 200 sessions × 300 B read on every request, × bare Worker | ${x("session-read")} | ${x("session-read-strict")} | ≥ 0.9× (strict ≥ 0.7×) |`,
+    `| … the floor of strict mode: bare Worker + one trivial Durable Object RPC (20 / 1 connections) | | ${x("floor")} / ${x("floor-1c")} | |`,
+    `| steady state at 1 connection, × bare Worker | ${x("session-read-1c")} | ${x("session-read-strict-1c")} | |`,
     `| a write on every request, × bare Worker | ${x("session-write")} | | |`,
     `| a new session on every request, × bare Worker | ${x("new-session")} | | |`,
     `| Durable Object requests per client request, steady state | ${calls("session-read")} | ${calls("session-read-strict")} | ≤ 0.05 |`,

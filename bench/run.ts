@@ -175,7 +175,13 @@ async function main(): Promise<void> {
     const [edge, edgeStrict, baseline] = await Promise.all([
       startEdge({ bundle: bundles.edge, origins: origin.urls, alg: o.alg }),
       startEdge({ bundle: bundles.edge, origins: origin.urls, alg: o.alg, vars: { READ_CACHE_SECONDS: "0" } }),
-      startWorker({ name: "baseline", scriptPath: bundles.baseline, bindings: { ORIGIN_URL: origin.urls[0] ?? "" } }),
+      startWorker({
+        name: "baseline",
+        scriptPath: bundles.baseline,
+        // Its trivial Durable Object (the floor scenario) is declared there.
+        wranglerConfig: "bench/workers/baseline.wrangler.toml",
+        bindings: { ORIGIN_URL: origin.urls[0] ?? "" },
+      }),
     ]);
     say(`edge-session on ${edge.url} (read cache on), ${edgeStrict.url} (strict), baseline on ${baseline.url}`);
     let proxy: RunningHaproxy | undefined;

@@ -265,6 +265,26 @@ const originDirect: Scenario = {
   },
 };
 
+/** The bare Worker plus one trivial Durable Object RPC per request, over `objects` objects: strict mode's floor. */
+function floorScenario(id: string, label: string, objects: number, connections?: number): Scenario {
+  return {
+    id,
+    label,
+    target: "baseline",
+    ...(connections ? { connections } : {}),
+    what: `the baseline plus one RPC to a Durable Object method that returns a number, ${objects} objects taken in turn: the floor of one object call per request`,
+    async prepare(t) {
+      const c = connections ?? t.connections;
+      const keys = Array.from({ length: objects }, (_, i) => ({ "x-floor-key": `session-${i}` }));
+      await get(`${t.baseline}/`, keys[0]);
+      return {
+        spec: { url: `${t.baseline}/`, perRequestHeaders: keys },
+        check: (s, n) => (about(s.requests, n, c) ? [] : [`origin saw ${s.requests} requests, ${n} answered`]),
+      };
+    },
+  };
+}
+
 /** The steady state the issue names: 200 live sessions of about 300 bytes, read on every request. */
 const STEADY = { sessions: 200, bytes: 300 };
 
@@ -272,6 +292,7 @@ export const SCENARIOS: Scenario[] = [
   baselineScenario("baseline", "baseline: bare pass-through Worker"),
   readScenario("session-read", "edge-session: steady-state read, cache on", { mode: "cached", ...STEADY }),
   readScenario("session-read-strict", "edge-session: steady-state read, strict", { mode: "strict", ...STEADY }),
+  floorScenario("floor", "floor: bare Worker + one trivial Durable Object RPC", STEADY.sessions),
   readScenario("read-20-sessions", "read, cache on: 20 sessions", { mode: "cached", sessions: 20, bytes: 300 }),
   readScenario("read-2000-sessions", "read, cache on: 2,000 sessions", { mode: "cached", sessions: 2000, bytes: 300 }),
   readScenario("read-6kb", "read, cache on: 6 KB documents", { mode: "cached", sessions: 200, bytes: 6 * 1024 }),
@@ -283,6 +304,7 @@ export const SCENARIOS: Scenario[] = [
     ...STEADY,
     connections: 1,
   }),
+  floorScenario("floor-1c", "floor, 1 connection", STEADY.sessions, 1),
   readScenario("session-read-strict-1c", "steady-state read, strict, 1 connection", {
     mode: "strict",
     ...STEADY,

@@ -87,7 +87,8 @@ async function wranglerWorkerOptions(configPath: string): Promise<Record<string,
   const { unstable_getMiniflareWorkerOptions } = await import("wrangler");
   const { workerOptions } = unstable_getMiniflareWorkerOptions(configPath);
   // Module rules are for unbundled sources; the bench passes one bundled ES module.
-  const { modulesRules: _rules, ...options } = workerOptions;
+  // Paths (the bench's bundle) stay relative to the project root, not to the config's folder.
+  const { modulesRules: _rules, rootPath: _root, ...options } = workerOptions;
   return options as Record<string, unknown>;
 }
 
