@@ -15,6 +15,8 @@ export interface EdgeSpec {
   vars?: Record<string, string>;
   /** Called with each warning or error line the Worker logs. */
   onLog?: (message: string) => void;
+  /** Send a first request to validate the configuration (default); off to time a cold first request. */
+  validate?: boolean;
 }
 
 export interface RunningEdge extends RunningWorker {
@@ -39,6 +41,7 @@ export async function startEdge(spec: EdgeSpec): Promise<RunningEdge> {
     },
     ...(spec.onLog ? { onLog: spec.onLog } : {}),
   });
+  if (spec.validate === false) return { ...edge, adminToken: token };
   // The configuration is validated on the first request; fail here, not in the middle of a measurement.
   const res = await fetch(`${edge.url}/.well-known/edge-session/jwks.json`);
   const body = await res.text();

@@ -7,6 +7,7 @@
  * floats) rather than its histogram, which rounds to whole milliseconds.
  */
 import autocannon from "autocannon";
+import { percentile } from "./figures/stats.ts";
 
 export interface LoadSpec {
   url: string;
@@ -16,6 +17,8 @@ export interface LoadSpec {
   headers?: Record<string, string>;
   /** Headers for each connection, handed out in order (connection i gets entry i mod length). */
   perConnectionHeaders?: Record<string, string>[];
+  /** Headers for each request, in turn across all connections (many sessions over few connections). */
+  perRequestHeaders?: Record<string, string>[];
 }
 
 export interface LoadResult {
@@ -31,18 +34,14 @@ export interface LoadResult {
   timeouts: number;
 }
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1));
-  return sorted[rank] ?? Number.NaN;
-}
-
 export function runLoad(spec: LoadSpec): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
     const latencies: number[] = [];
     let non2xx = 0;
     let next = 0;
     const per = spec.perConnectionHeaders;
+    const each = spec.perRequestHeaders;
+    let turn = 0;
     const started = performance.now();
     const instance = autocannon(
       {
@@ -54,18 +53,28 @@ export function runLoad(spec: LoadSpec): Promise<LoadResult> {
         ...(per?.length
           ? { setupClient: (client) => client.setHeaders({ ...spec.headers, ...per[next++ % per.length] }) }
           : {}),
+        ...(each?.length
+          ? {
+              // Each answer switches the connection to the next session in turn (autocannon sends the
+              // next request with the headers set last).
+              setupClient: (client) => {
+                const next = () => client.setHeaders({ ...spec.headers, ...each[turn++ % each.length] });
+                next();
+                client.on("response", next);
+              },
+            }
+          : {}),
       },
       (err, result) => {
         if (err) return reject(err);
         const seconds = (performance.now() - started) / 1000;
-        const sorted = Float64Array.from(latencies).sort();
         resolve({
           requests: latencies.length,
           seconds,
           rps: latencies.length / seconds,
-          p50: percentile(sorted, 0.5),
-          p90: percentile(sorted, 0.9),
-          p99: percentile(sorted, 0.99),
+          p50: percentile(latencies, 0.5),
+          p90: percentile(latencies, 0.9),
+          p99: percentile(latencies, 0.99),
           non2xx,
           errors: result.errors,
           timeouts: result.timeouts,

@@ -1,15 +1,9 @@
 /**
  * Micro-figures: the cost of one affinity-token verification and one
- * forwarded-header signature, per algorithm, measured inside workerd by
- * bench/workers/micro-worker.ts.
- *
- * Timing: Cloudflare's edge stops `Date.now()`/`performance.now()` from
- * advancing during pure CPU work (a Spectre mitigation), so an in-Worker clock
- * around a loop could read 0 there. The primary figure is therefore taken from
- * Node: the wall time of a request that runs the loop n times, less that of the
- * same request with n = 0, divided by n (the median of several tries of each).
- * The in-Worker clock is reported beside it; under local workerd it does
- * advance, and the two agree, which is how this method was checked.
+ * forwarded-header signature, per algorithm, measured by tinybench inside
+ * workerd (bench/workers/micro-worker.ts) on the project's own token code.
+ * Local figures: Cloudflare's edge keeps the Worker's clock still during pure
+ * CPU work, so there they could not be taken this way at all.
  */
 import type { JWK } from "jose";
 import { generateSigningKey } from "./keys.ts";
@@ -28,11 +22,11 @@ export type MicroOp = (typeof MICRO_OPS)[number]["op"];
 export interface MicroFigure {
   op: MicroOp;
   alg: SigningAlg;
+  /** Calls timed (after tinybench's warm-up). */
   iterations: number;
-  /** Microseconds per operation, from Node's clock (n-iteration request less an empty one). */
+  /** Microseconds per call (mean) and the margin of error of that mean (95 %). */
   usPerOp: number;
-  /** Microseconds per operation by the Worker's own clock around the loop. */
-  workerUsPerOp: number;
+  moeUs: number;
 }
 
 /** The MICRO_KEYS binding: one private key of each algorithm. */
@@ -42,44 +36,14 @@ export async function microKeys(): Promise<string> {
   return JSON.stringify(keys);
 }
 
-async function timed(worker: RunningWorker, op: MicroOp, alg: SigningAlg, n: number) {
-  const url = `${worker.url}/?op=${op}&alg=${alg}&n=${n}`;
-  const t0 = performance.now();
-  const res = await fetch(url);
-  const body = (await res.json()) as { workerMs?: number; error?: string };
-  const wallMs = performance.now() - t0;
-  if (!res.ok || body.workerMs === undefined) throw new Error(`micro ${op}/${alg}: ${body.error ?? res.status}`);
-  return { wallMs, workerMs: body.workerMs };
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? (sorted[mid] ?? Number.NaN) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
-}
-
-export async function runMicro(worker: RunningWorker, iterations: number, tries = 5): Promise<MicroFigure[]> {
+export async function runMicro(worker: RunningWorker, samples: number): Promise<MicroFigure[]> {
   const figures: MicroFigure[] = [];
-  for (const alg of SIGNING_ALGS) {
+  for (const alg of SIGNING_ALGS)
     for (const { op } of MICRO_OPS) {
-      await timed(worker, op, alg, Math.min(200, iterations)); // warm-up: JIT, key import
-      const empty: number[] = [];
-      const full: number[] = [];
-      const inWorker: number[] = [];
-      for (let i = 0; i < tries; i++) {
-        empty.push((await timed(worker, op, alg, 0)).wallMs);
-        const run = await timed(worker, op, alg, iterations);
-        full.push(run.wallMs);
-        inWorker.push(run.workerMs);
-      }
-      figures.push({
-        op,
-        alg,
-        iterations,
-        usPerOp: ((median(full) - median(empty)) * 1000) / iterations,
-        workerUsPerOp: (median(inWorker) * 1000) / iterations,
-      });
+      const res = await fetch(`${worker.url}/?op=${op}&alg=${alg}&batch=100&samples=${samples}`);
+      const body = (await res.json()) as { calls?: number; usPerCall?: number; moeUs?: number; error?: string };
+      if (!res.ok || body.usPerCall === undefined) throw new Error(`micro ${op}/${alg}: ${body.error ?? res.status}`);
+      figures.push({ op, alg, iterations: body.calls ?? 0, usPerOp: body.usPerCall, moeUs: body.moeUs ?? Number.NaN });
     }
-  }
   return figures;
 }

@@ -1,8 +1,8 @@
 /**
  * Command line and environment of `npm run bench`. Flags win over the environment.
  *
- *   npm run bench                         # full run: 3 rounds of (2 s warm-up + 10 s) per scenario, writes docs/benchmarks.md
- *   npm run bench -- --quick              # 1 round of 1 s warm-up + 3 s per scenario; prints, writes nothing
+ *   npm run bench                         # full run: (1 s warm-up + 5 s) per scenario, every figure group; writes docs/benchmarks.md
+ *   npm run bench -- --quick              # 1 round of 1 s warm-up + 2 s per scenario; prints, writes nothing
  *   npm run bench -- --duration 20 --warmup 3 --connections 50 --rounds 2
  *   npm run bench -- --only baseline,session-read --no-micro --no-write
  *   npm run bench -- --profile session-read   # CPU profile of the Worker in one scenario (bench/profile.ts)
@@ -14,7 +14,7 @@
  * --quick or --only measures no figure group unless --figures names some.
  *
  * Environment: BENCH_DURATION, BENCH_WARMUP, BENCH_CONNECTIONS, BENCH_ROUNDS, BENCH_ALG,
- * BENCH_MICRO_ITERATIONS.
+ * BENCH_MICRO_ITERATIONS (micro-figure samples of 100 calls each).
  */
 import { parseArgs } from "node:util";
 
@@ -41,7 +41,7 @@ export interface BenchOptions {
   /** Figure groups to measure (bench/figures/). */
   figures: FigureGroup[];
   micro: boolean;
-  /** Iterations per timed request of the micro figures. */
+  /** Samples (of 100 calls) timed per micro-figure by tinybench. */
   microIterations: number;
   /** Write docs/benchmarks.md and the SVG (default: yes for a full run, no for --quick or --only). */
   write: boolean;
@@ -109,16 +109,16 @@ export function readOptions(argv = process.argv.slice(2), env = process.env): Be
   const partial = quick || only.length > 0 || values.profile !== undefined || figures.length < FIGURE_GROUPS.length;
   return {
     quick,
-    duration: num("--duration", values.duration ?? env.BENCH_DURATION, quick ? 3 : 10),
-    warmup: num("--warmup", values.warmup ?? env.BENCH_WARMUP, quick ? 1 : 2),
+    duration: num("--duration", values.duration ?? env.BENCH_DURATION, quick ? 2 : 5),
+    warmup: num("--warmup", values.warmup ?? env.BENCH_WARMUP, 1),
     connections: Math.round(num("--connections", values.connections ?? env.BENCH_CONNECTIONS, 20)),
-    rounds: Math.round(num("--rounds", values.rounds ?? env.BENCH_ROUNDS, quick ? 1 : 3)),
+    rounds: Math.round(num("--rounds", values.rounds ?? env.BENCH_ROUNDS, 1)),
     alg: alg as SigningAlg,
     only,
     figures,
     micro: !values["no-micro"],
     microIterations: Math.round(
-      num("--micro-iterations", values["micro-iterations"] ?? env.BENCH_MICRO_ITERATIONS, quick ? 300 : 2000),
+      num("--micro-iterations", values["micro-iterations"] ?? env.BENCH_MICRO_ITERATIONS, quick ? 5 : 20),
     ),
     write: values["no-write"] ? false : (values.write ?? !partial),
     profile: values.profile,

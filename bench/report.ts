@@ -1,10 +1,13 @@
 /** Tables for the terminal and the generated docs/benchmarks.md. */
-import { costMarkdown, kvWritesMarkdown } from "./figures/cost-report.ts";
+import { cacheEffectMarkdown, costMarkdown, kvWritesMarkdown } from "./figures/cost-report.ts";
 import type { FiguresReport } from "./figures/index.ts";
 import { failoverMarkdown, migrationMarkdown, recoveryMarkdown } from "./figures/report.ts";
+import { median } from "./figures/stats.ts";
+import type { Footprint } from "./footprint.ts";
 import type { LoadResult } from "./load.ts";
 import type { MachineInfo } from "./machine.ts";
 import { MICRO_OPS, type MicroFigure } from "./micro.ts";
+import type { ObjectCallFigure } from "./object-calls.ts";
 import { type BenchOptions, SIGNING_ALGS } from "./options.ts";
 import type { Scenario } from "./scenarios.ts";
 import type { ChartRow } from "./svg.ts";
@@ -45,6 +48,9 @@ export interface BenchReport {
   /** 1-minute load average just before the first scenario and just after the last. */
   load: { before: number; after: number };
   figures: ScenarioFigures[];
+  /** Durable Object requests per client request, counted (bench/object-calls.ts). */
+  objectCalls: ObjectCallFigure[];
+  footprint: Footprint | undefined;
   micro: MicroFigure[];
   /** Failover, migration, recovery and cost figures (bench/figures/), as far as measured. */
   groups: FiguresReport;
@@ -69,13 +75,8 @@ export function groupsMarkdown(r: Pick<BenchReport, "groups" | "command">): stri
       ].join("\n\n"),
     );
   if (g.cost) sections.push(costMarkdown(g.cost, by("cost")));
+  if (g.cost && g.costStrict) sections.push(cacheEffectMarkdown(g.cost, g.costStrict));
   return sections.join("\n\n");
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? (sorted[mid] ?? Number.NaN) : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
 }
 
 export function medianResult(rounds: LoadResult[]): LoadResult {
@@ -113,9 +114,15 @@ interface Row {
   failed: string;
 }
 
+/** The baseline a row compares with: the one measured at the same number of connections. */
+function baseFor(figures: ScenarioFigures[], f: ScenarioFigures): LoadResult | undefined {
+  const id = f.scenario.connections === 1 ? "baseline-1c" : "baseline";
+  return figures.find((b) => b.scenario.id === id)?.median;
+}
+
 function rows(figures: ScenarioFigures[]): Row[] {
-  const base = figures.find((f) => f.scenario.id === "baseline")?.median;
   return figures.map((f) => {
+    const base = baseFor(figures, f);
     const m = f.median;
     return {
       id: f.scenario.id,
@@ -169,7 +176,7 @@ export function microTable(micro: MicroFigure[], markdown: boolean): string {
     if (!m) return "–";
     // Below the timer's resolution over this many iterations: say so rather than print noise.
     const us = (v: number) => (v < 0.5 ? "< 0.5" : fmt(v, 1));
-    return `${us(m.usPerOp)} µs (${us(m.workerUsPerOp)})`;
+    return `${us(m.usPerOp)} µs (± ${us(m.moeUs)})`;
   };
   const data = MICRO_OPS.map(({ op, label }) => [label, ...algs.map((a) => cell(op, a))]);
   const head = ["operation (one call)", ...algs];
@@ -187,19 +194,77 @@ export function microTable(micro: MicroFigure[], markdown: boolean): string {
 
 export function chartRows(figures: ScenarioFigures[]): ChartRow[] {
   const base = figures.find((f) => f.scenario.id === "baseline")?.median;
-  return figures.map(({ scenario, median: m }) => ({
-    label: scenario.label,
-    target: scenario.target,
-    rps: m.rps,
-    p99: m.p99,
-    rpsRatio: base ? m.rps / base.rps : Number.NaN,
-    p99Ratio: base ? m.p99 / base.p99 : Number.NaN,
-  }));
+  return figures
+    .filter((f) => f.scenario.connections === undefined)
+    .map(({ scenario, median: m }) => ({
+      label: scenario.label,
+      target: scenario.target,
+      rps: m.rps,
+      p99: m.p99,
+      rpsRatio: base ? m.rps / base.rps : Number.NaN,
+      p99Ratio: base ? m.p99 / base.p99 : Number.NaN,
+    }));
 }
 
 export function chartSubtitle(r: BenchReport): string {
   const o = r.options;
   return `${r.date.slice(0, 10)} · ${r.machine.cpus} × ${r.machine.model} · ${o.connections} connections · ${o.duration} s per scenario${o.rounds > 1 ? ` · median of ${o.rounds} rounds` : ""} · signing key ${o.alg}`;
+}
+
+const KIB = (n: number) => `${fmt(n / 1024, 0)} KiB`;
+
+/**
+ * The figures the read-cache work is judged by, in one table: ratios to the bare
+ * Worker, Durable Object requests per client request, added latency, the curve
+ * as sessions and documents grow, bundle and cold start. Targets are reported,
+ * never asserted.
+ */
+export function summaryMarkdown(r: Pick<BenchReport, "figures" | "objectCalls" | "footprint" | "options">): string {
+  const by = (id: string) => r.figures.find((f) => f.scenario.id === id);
+  const x = (id: string) => {
+    const f = by(id);
+    const base = f && baseFor(r.figures, f);
+    return f && base ? `${fmt(f.median.rps / base.rps, 2)}×` : "–";
+  };
+  const added = (id: string, q: "p50" | "p99") => {
+    const f = by(id);
+    const base = f && baseFor(r.figures, f);
+    return f && base ? `${fmt(f.median[q] - base[q], 2)} ms` : "–";
+  };
+  const calls = (id: string) => {
+    const c = r.objectCalls.find((o) => o.id === id);
+    return c ? `${fmt(c.sessionCallsPerRequest, 3)} (+ ${fmt(c.poolCallsPerRequest, 3)} pool)` : "–";
+  };
+  const n = r.options.connections;
+  const lines = [
+    "| figure | cache on | strict | target (cache on) |",
+    "| --- | ---: | ---: | --- |",
+    `| steady state, 200 sessions × 300 B read on every request, × bare Worker | ${x("session-read")} | ${x("session-read-strict")} | ≥ 0.9× (strict ≥ 0.7×) |`,
+    `| … the floor of strict mode: bare Worker + one trivial Durable Object RPC (20 / 1 connections) | | ${x("floor")} / ${x("floor-1c")} | |`,
+    `| steady state at 1 connection, × bare Worker | ${x("session-read-1c")} | ${x("session-read-strict-1c")} | |`,
+    `| a write on every request, × bare Worker | ${x("session-write")} | | |`,
+    `| a new session on every request, × bare Worker | ${x("new-session")} | | |`,
+    `| Durable Object requests per client request, steady state | ${calls("session-read")} | ${calls("session-read-strict")} | ≤ 0.05 |`,
+    `| … with 2,000 sessions | ${calls("read-2000-sessions")} | | |`,
+    `| … writes; new sessions | ${calls("session-write")}; ${calls("new-session")} | | |`,
+    `| added latency p50 / p99, 1 connection | ${added("session-read-1c", "p50")} / ${added("session-read-1c", "p99")} | ${added("session-read-strict-1c", "p50")} / ${added("session-read-strict-1c", "p99")} | p99 ≤ 2 ms |`,
+    `| added latency p50 / p99, ${n} connections | ${added("session-read", "p50")} / ${added("session-read", "p99")} | ${added("session-read-strict", "p50")} / ${added("session-read-strict", "p99")} | |`,
+    `| 20 / 200 / 2,000 sessions (300 B), × bare Worker | ${x("read-20-sessions")} / ${x("session-read")} / ${x("read-2000-sessions")} | – / ${x("session-read-strict")} / ${x("read-2000-strict")} | ≥ 0.85× |`,
+    `| 300 B / 6 KB / 60 KB documents (200 sessions), × bare Worker | ${x("session-read")} / ${x("read-6kb")} / ${x("read-60kb")} | | ≥ 0.85× |`,
+  ];
+  const f = r.footprint;
+  if (f) {
+    const zod = Object.entries(f.byPackage)
+      .filter(([p]) => p === "zod" || p.includes("zod"))
+      .reduce((a, [, b]) => a + b, 0);
+    const total = Object.values(f.byPackage).reduce((a, b) => a + b, 0);
+    lines.push(
+      `| bundle (minified; gzipped) | ${KIB(f.bundleBytes)}; ${KIB(f.gzipBytes)} | | |`,
+      `| … of which zod and its OpenAPI layer (what a lighter schema path could save at most) | ${KIB(zod)} (${fmt((100 * zod) / Math.max(1, total), 0)} %) | | |`,
+      `| cold start: workerd up; first request (config, keys) / warm request | ${fmt(f.startMs, 0)} ms; ${fmt(f.firstRequestMs, 1)} / ${fmt(f.warmRequestMs, 1)} ms | | |`,
+    );
+  }
+  return lines.join("\n");
 }
 
 export function markdownReport(r: BenchReport): string {
@@ -231,6 +296,24 @@ machine than about Workers on Cloudflare's edge.
 | load | autocannon, ${o.connections} keep-alive connections, closed loop (no pipelining), ${o.warmup} s warm-up then ${o.duration} s measured per scenario${o.rounds > 1 ? `, ${o.rounds} rounds (medians shown)` : ""} |
 | edge-session | the deployed bundle (\`wrangler deploy --dry-run\`), \`ENVIRONMENT=production\`, signing key ${o.alg}, two origins, SQLite-backed Durable Objects and KV in Miniflare's local storage |
 
+## Summary
+
+${summaryMarkdown(r)}
+
+"Cache on" is \`READ_CACHE_SECONDS=5\` (the default), "strict" is \`READ_CACHE_SECONDS=0\`.
+Durable Object requests are counted by the counting shim (bench/workers/counting/) in a
+separate ${r.options.quick ? 2 : 4}-second run of the same scenario after a warm-up: every RPC
+and alarm the session objects received, and (in brackets) the pool object's. Added latency is
+the scenario's percentile minus the bare Worker's at the same number of connections. Bundle
+make-up: esbuild's metafile of the same entry, minified${
+    r.footprint
+      ? ` (${Object.entries(r.footprint.byPackage)
+          .slice(0, 6)
+          .map(([p, b]) => `${p} ${KIB(b)}`)
+          .join(", ")})`
+      : ""
+  }.
+
 ## Throughput and latency
 
 ![Requests per second and p99 latency per scenario](benchmarks-throughput.svg)
@@ -254,12 +337,11 @@ client. After it, the origin's counters must match the answered requests.
 
 ${r.micro.length ? microTable(r.micro, true) : "(not measured in this run: `--no-micro`)"}
 
-Each cell: microseconds per call, measured from Node as (time of a request that
-runs the call ${r.micro[0]?.iterations ?? o.microIterations} times − time of the same request running it 0 times) / ${r.micro[0]?.iterations ?? o.microIterations},
-median of 5 tries; in brackets, the Worker's own \`performance.now()\` around the loop.
-Cloudflare's edge keeps that clock still during pure CPU work (a Spectre
-mitigation), so the Node-side figure is the one to trust; under local workerd
-the Worker's clock does advance, and the two agree. The code timed is the
+Each cell: microseconds per call, the mean over ${r.micro[0]?.iterations ?? "–"} calls timed by tinybench inside workerd
+after its warm-up, in samples of 100 calls (workerd's clock moves in whole milliseconds), and in
+brackets the margin of error of that mean (95 %). The Worker's own clock is the one read:
+under local workerd it advances during CPU work, whereas Cloudflare's edge keeps it still (a
+Spectre mitigation), so these are local figures. The code timed is the
 project's own \`src/token/\` (jose on workerd's WebCrypto), bundled by wrangler
 (bench/workers/micro-worker.ts). A sticky hit pays one verification; a write
 adds one forwarded-header signature; a new session pays a signature and an

@@ -13,10 +13,12 @@ import { buildAll } from "./build.ts";
 import { stopAll } from "./cleanup.ts";
 import { startEdge } from "./edge.ts";
 import { type FiguresReport, runFigures } from "./figures/index.ts";
+import { measureFootprint } from "./footprint.ts";
 import { haproxyVersion, type RunningHaproxy, startHaproxy } from "./haproxy.ts";
 import { runLoad } from "./load.ts";
 import { machineInfo, sourceRevision } from "./machine.ts";
 import { type MicroFigure, microKeys, runMicro } from "./micro.ts";
+import { countObjectCalls, type ObjectCallFigure } from "./object-calls.ts";
 import { type BenchOptions, readOptions } from "./options.ts";
 import { startOrigin } from "./origin.ts";
 import { profileScenario } from "./profile.ts";
@@ -30,6 +32,7 @@ import {
   microTable,
   problemLines,
   type ScenarioFigures,
+  summaryMarkdown,
   textTable,
 } from "./report.ts";
 import { SCENARIOS, type Scenario, type Targets } from "./scenarios.ts";
@@ -37,6 +40,8 @@ import { throughputSvg } from "./svg.ts";
 import { logDelta, type RunningWorker, startWorker } from "./workers.ts";
 
 const DOC = "docs/benchmarks.md";
+/** Scenarios whose Durable Object requests are counted (bench/object-calls.ts). */
+const COUNTED = ["session-read", "session-read-strict", "read-2000-sessions", "session-write", "new-session"];
 const SVG = "docs/benchmarks-throughput.svg";
 
 function say(message: string): void {
@@ -78,12 +83,20 @@ async function measure(
     problems: [] as string[],
     logs: new Map<string, number>(),
   }));
+  // Every scenario's sessions are made before any is measured (they are kept for later rounds),
+  // and their first writes' snapshots (due a second later, by alarm) are let past.
+  const making = performance.now();
+  say("making the scenarios' sessions…");
+  for (const f of figures) await f.scenario.prepare(targets);
+  say(`sessions made in ${((performance.now() - making) / 1000).toFixed(0)} s`);
+  await new Promise((r) => setTimeout(r, 3000));
   for (let round = 1; round <= o.rounds; round++) {
     for (const f of figures) {
       const { scenario } = f;
       const prepared = await scenario.prepare(targets);
-      const spec = { ...prepared.spec, connections: o.connections };
+      const spec = { ...prepared.spec, connections: scenario.connections ?? o.connections };
       await runLoad({ ...spec, duration: o.warmup });
+      await prepared.warm?.();
       // Requests cut off at the end of the warm-up may still reach the origin: let them land before counting.
       await new Promise((r) => setTimeout(r, 1000));
       await targets.origin.reset();
@@ -121,9 +134,16 @@ async function profile(o: BenchOptions, id: string): Promise<void> {
   say("building the Workers (edge-session unminified, for readable profiles)…");
   const bundles = await buildAll(true);
   const origin = await startOrigin(2);
-  const edge = await startEdge({ bundle: bundles.edge, origins: origin.urls, alg: o.alg, inspector: true });
+  const vars: Record<string, string> = id.includes("strict") ? { READ_CACHE_SECONDS: "0" } : {};
+  const edge = await startEdge({ bundle: bundles.edge, origins: origin.urls, alg: o.alg, inspector: true, vars });
   if (!edge.inspectorUrl) throw new Error("workerd opened no inspector");
-  const prepared = await scenario.prepare({ baseline: "", edge: edge.url, origin, connections: o.connections });
+  const prepared = await scenario.prepare({
+    baseline: "",
+    edge: edge.url,
+    edgeStrict: edge.url,
+    origin,
+    connections: o.connections,
+  });
   say(`profiling ${id} for ${o.duration} s…`);
   console.log(`\n${await profileScenario(edge.inspectorUrl, bundles.edge, prepared, o.connections, o.duration)}`);
 }
@@ -146,31 +166,65 @@ async function main(): Promise<void> {
   say("building the Workers (wrangler deploy --dry-run)…");
   const bundles = await buildAll();
   let figures: ScenarioFigures[] = [];
+  let objectCalls: ObjectCallFigure[] = [];
   let loadBefore = loadavg()[0] ?? 0;
   let loadAfter = loadBefore;
   if (scenarios.length) {
     const origin = await startOrigin(2);
     say(`origin on ${origin.urls.join(", ")}`);
-    const [edge, baseline] = await Promise.all([
+    const [edge, edgeStrict, baseline] = await Promise.all([
       startEdge({ bundle: bundles.edge, origins: origin.urls, alg: o.alg }),
-      startWorker({ name: "baseline", scriptPath: bundles.baseline, bindings: { ORIGIN_URL: origin.urls[0] ?? "" } }),
+      startEdge({ bundle: bundles.edge, origins: origin.urls, alg: o.alg, vars: { READ_CACHE_SECONDS: "0" } }),
+      startWorker({
+        name: "baseline",
+        scriptPath: bundles.baseline,
+        // Its trivial Durable Object (the floor scenario) is declared there.
+        wranglerConfig: "bench/workers/baseline.wrangler.toml",
+        bindings: { ORIGIN_URL: origin.urls[0] ?? "" },
+      }),
     ]);
-    say(`edge-session on ${edge.url}, baseline on ${baseline.url}`);
+    say(`edge-session on ${edge.url} (read cache on), ${edgeStrict.url} (strict), baseline on ${baseline.url}`);
     let proxy: RunningHaproxy | undefined;
     if (haproxy && scenarios.some((s) => s.target === "haproxy")) {
       proxy = await startHaproxy(origin.urls, haproxy);
       say(`HAProxy ${haproxy} on ${proxy.url}`);
     }
-    const targets: Targets = { baseline: baseline.url, edge: edge.url, origin, connections: o.connections };
+    const targets: Targets = {
+      baseline: baseline.url,
+      edge: edge.url,
+      edgeStrict: edgeStrict.url,
+      origin,
+      connections: o.connections,
+    };
     loadBefore = loadavg()[0] ?? 0;
     if (proxy) targets.haproxy = proxy;
-    figures = await measure(o, scenarios, targets, [edge, baseline]);
+    figures = await measure(o, scenarios, targets, [edge, edgeStrict, baseline]);
     loadAfter = loadavg()[0] ?? 0;
+    await Promise.all([edge.stop(), edgeStrict.stop(), baseline.stop()]);
+
+    const counted = SCENARIOS.filter((sc) => COUNTED.includes(sc.id) && scenarios.includes(sc));
+    if (counted.length) {
+      say(`Durable Object requests per client request (counting shim): ${counted.map((sc) => sc.id).join(", ")}…`);
+      const [countingEdge, countingStrict] = await Promise.all([
+        startEdge({ bundle: bundles.counting, origins: origin.urls, alg: o.alg }),
+        startEdge({ bundle: bundles.counting, origins: origin.urls, alg: o.alg, vars: { READ_CACHE_SECONDS: "0" } }),
+      ]);
+      objectCalls = await countObjectCalls(
+        counted,
+        { ...targets, edge: countingEdge.url, edgeStrict: countingStrict.url },
+        o.quick ? 2 : 4,
+        o.connections,
+      );
+      await Promise.all([countingEdge.stop(), countingStrict.stop()]);
+    }
   }
+
+  say("bundle size and cold start…");
+  const footprint = await measureFootprint(bundles.edge, ["http://127.0.0.1:9"], o.alg, o.quick ? 1 : 3);
 
   let micro: MicroFigure[] = [];
   if (o.micro) {
-    say(`token micro-figures inside workerd (${o.microIterations} iterations a request)…`);
+    say(`token micro-figures inside workerd (tinybench, ${o.microIterations} samples of 100 calls)…`);
     const worker = await startWorker({
       name: "micro",
       scriptPath: bundles.micro,
@@ -193,14 +247,18 @@ async function main(): Promise<void> {
     source: sourceRevision(),
     load: { before: loadBefore, after: loadAfter },
     figures,
+    objectCalls,
+    footprint,
     micro,
     groups,
     elapsedSeconds: (performance.now() - started) / 1000,
     notes,
   };
   if (figures.length) console.log(`\n${textTable(figures)}`);
+  const summary = summaryMarkdown(report);
+  if (summary) console.log(`\n${summary}`);
   if (micro.length)
-    console.log(`\nmicroseconds per call, Node-timed (Worker clock in brackets):\n${microTable(micro, false)}`);
+    console.log(`\nmicroseconds per call, tinybench inside workerd (± margin of error):\n${microTable(micro, false)}`);
   const problems = figures.flatMap((f) => problemLines(f, o.rounds).map((p) => `${f.scenario.id}: ${p}`));
   if (problems.length) console.log(`\nchecks that failed:\n${problems.map((p) => `  ${p}`).join("\n")}`);
   const sections = groupsMarkdown(report);

@@ -12,7 +12,10 @@ export type Target = "baseline" | "edge-session" | "haproxy" | "origin";
 
 export interface Targets {
   baseline: string;
+  /** edge-session with the read cache on (READ_CACHE_SECONDS at its default). */
   edge: string;
+  /** edge-session in strict mode (READ_CACHE_SECONDS=0): the session's object on every request. */
+  edgeStrict: string;
   haproxy?: { url: string; firstServerCookie: string };
   origin: BenchOrigin;
   connections: number;
@@ -20,6 +23,8 @@ export interface Targets {
 
 export interface Prepared {
   spec: Omit<LoadSpec, "connections" | "duration">;
+  /** Brings the scenario to its steady state just before it is measured (e.g. one request per session). */
+  warm?: () => Promise<void>;
   /** Problems seen in the origin's counters for the measured run (empty: as intended). */
   check(stats: OriginStats, responses: number): string[];
 }
@@ -30,6 +35,8 @@ export interface Scenario {
   target: Target;
   /** One line for the report: what a request costs in this scenario. */
   what: string;
+  /** Connections for this scenario, when not the run's (the latency rows at 1 connection). */
+  connections?: number;
   prepare(t: Targets): Promise<Prepared>;
 }
 
@@ -49,8 +56,7 @@ function setCookieFor(res: Response, name: string): string | undefined {
 async function storedSession(edge: string): Promise<string> {
   const cookie = setCookieFor(await get(`${edge}/`), COOKIE_NAME);
   if (!cookie) throw new Error("edge-session did not set its cookie on a new session");
-  await get(`${edge}/write`, { cookie });
-  return cookie;
+  return keep(await get(`${edge}/write`, { cookie }), cookie);
 }
 
 /** One request with the given headers; returns the session claims the origin received. */
@@ -66,46 +72,109 @@ function about(actual: number, expected: number, slack: number): boolean {
   return actual >= expected && actual <= expected + slack;
 }
 
-const baseline: Scenario = {
-  id: "baseline",
-  label: "baseline: bare pass-through Worker",
-  target: "baseline",
-  what: "workerd receives the request, fetches the origin with the same path, streams the answer back",
-  async prepare(t) {
-    return {
-      spec: { url: `${t.baseline}/` },
-      check: (s, n) => [
-        ...(s.withSessionHeader ? ["the origin received X-Edge-Session from the baseline"] : []),
-        ...(about(s.requests, n, t.connections) ? [] : [`origin saw ${s.requests} requests, ${n} answered`]),
-      ],
-    };
-  },
-};
+function baselineScenario(id: string, label: string, connections?: number): Scenario {
+  return {
+    id,
+    label,
+    target: "baseline",
+    ...(connections ? { connections } : {}),
+    what: "workerd receives the request, fetches the origin with the same path, streams the answer back",
+    async prepare(t) {
+      const c = connections ?? t.connections;
+      return {
+        spec: { url: `${t.baseline}/` },
+        check: (s, n) => [
+          ...(s.withSessionHeader ? ["the origin received X-Edge-Session from the baseline"] : []),
+          ...(about(s.requests, n, c) ? [] : [`origin saw ${s.requests} requests, ${n} answered`]),
+        ],
+      };
+    },
+  };
+}
 
-const sessionRead: Scenario = {
-  id: "session-read",
-  label: "edge-session: sticky hit, session read",
-  target: "edge-session",
-  what: "verify token + one Durable Object read (stored state) + forwarded header (signature reused) + proxy",
-  async prepare(t) {
-    const cookie = await storedSession(t.edge);
-    const { res, session } = await probe(t, `${t.edge}/`, { cookie });
-    if (setCookieFor(res, COOKIE_NAME)) throw new Error("a sticky hit was answered with a new cookie");
-    if (!session || Number(session.ver) < 1) throw new Error("the origin did not see the stored session state");
-    const sid = session.sid;
-    return {
-      spec: { url: `${t.edge}/`, headers: { cookie } },
-      check: (s, n) => {
-        const problems: string[] = [];
-        if (s.writes) problems.push(`${s.writes} writes in a read scenario`);
-        if (!about(s.withSessionHeader, n, t.connections))
-          problems.push(`${s.withSessionHeader} forwarded headers for ${n} answered requests`);
-        if (s.lastSession?.sid !== sid) problems.push("the session changed during the run");
-        return problems;
-      },
-    };
-  },
-};
+/** How a client keeps its cookie: the layer may re-issue it on any response (after a write, with the read cache on). */
+function keep(res: Response, cookie: string): string {
+  return setCookieFor(res, COOKIE_NAME) ?? cookie;
+}
+
+/** Largest fill per write, under MAX_PATCH_BYTES (8 KiB) with the JSON around it. */
+const FILL_CHUNK = 7000;
+const made = new Map<string, Promise<string[]>>();
+
+/**
+ * `n` edge sessions whose stored documents are about `bytes` long (built in patches of
+ * at most FILL_CHUNK), 16 at a time; the cookies as each client holds them after its
+ * writes. Made once per run and kept for later rounds.
+ */
+function storedSessions(edge: string, n: number, bytes: number): Promise<string[]> {
+  const key = `${edge} ${n} ${bytes}`;
+  let pending = made.get(key);
+  if (!pending) {
+    pending = (async () => {
+      const cookies: string[] = [];
+      const one = async () => {
+        let cookie = setCookieFor(await get(`${edge}/`), COOKIE_NAME);
+        if (!cookie) throw new Error("edge-session did not set its cookie on a new session");
+        // {"d0":"xx…"} is 10 bytes more than its fill.
+        for (let i = 0, left = bytes - 10; left > 0; i++, left -= FILL_CHUNK)
+          cookie = keep(await get(`${edge}/?fill=${Math.min(left, FILL_CHUNK)}&key=d${i}`, { cookie }), cookie);
+        cookies.push(cookie);
+      };
+      for (let i = 0; i < n; i += 16) await Promise.all(Array.from({ length: Math.min(16, n - i) }, one));
+      return cookies;
+    })();
+    made.set(key, pending);
+  }
+  return pending;
+}
+
+interface ReadShape {
+  mode: "cached" | "strict";
+  sessions: number;
+  bytes: number;
+  connections?: number;
+}
+
+function readScenario(id: string, label: string, shape: ReadShape): Scenario {
+  const strict = shape.mode === "strict";
+  return {
+    id,
+    label,
+    target: "edge-session",
+    ...(shape.connections ? { connections: shape.connections } : {}),
+    what: `${shape.sessions.toLocaleString("en-US")} sessions of ${shape.bytes.toLocaleString("en-US")} B, taken in turn; verify token + ${
+      strict
+        ? "one Durable Object read (strict: READ_CACHE_SECONDS=0)"
+        : "the session from the isolate's memory (READ_CACHE_SECONDS=5; a background read per session every 2.5 s)"
+    } + forwarded header + proxy`,
+    async prepare(t) {
+      const edge = strict ? t.edgeStrict : t.edge;
+      const cookies = await storedSessions(edge, shape.sessions, shape.bytes);
+      const [first] = cookies;
+      if (!first) throw new Error("no session");
+      const { res, session } = await probe(t, `${edge}/`, { cookie: first });
+      if (setCookieFor(res, COOKIE_NAME)) throw new Error("a sticky hit was answered with a new cookie");
+      if (!session || Number(session.ver) < 1) throw new Error("the origin did not see the stored session state");
+      return {
+        spec: { url: `${edge}/`, perRequestHeaders: cookies.map((cookie) => ({ cookie })) },
+        // One request per session, 20 at a time: every session's copy is fresh when the clock starts,
+        // as in a steady state where each session is visited within the cache period.
+        warm: async () => {
+          for (let i = 0; i < cookies.length; i += 20)
+            await Promise.all(cookies.slice(i, i + 20).map((cookie) => get(`${edge}/`, { cookie })));
+        },
+        check: (s, n) => {
+          const problems: string[] = [];
+          const c = shape.connections ?? t.connections;
+          if (s.writes) problems.push(`${s.writes} writes in a read scenario`);
+          if (!about(s.withSessionHeader, n, c))
+            problems.push(`${s.withSessionHeader} forwarded headers for ${n} answered requests`);
+          return problems;
+        },
+      };
+    },
+  };
+}
 
 function writeScenario(id: string, label: string, sessions: "per-connection" | "one"): Scenario {
   return {
@@ -196,9 +265,51 @@ const originDirect: Scenario = {
   },
 };
 
+/** The bare Worker plus one trivial Durable Object RPC per request, over `objects` objects: strict mode's floor. */
+function floorScenario(id: string, label: string, objects: number, connections?: number): Scenario {
+  return {
+    id,
+    label,
+    target: "baseline",
+    ...(connections ? { connections } : {}),
+    what: `the baseline plus one RPC to a Durable Object method that returns a number, ${objects} objects taken in turn: the floor of one object call per request`,
+    async prepare(t) {
+      const c = connections ?? t.connections;
+      const keys = Array.from({ length: objects }, (_, i) => ({ "x-floor-key": `session-${i}` }));
+      await get(`${t.baseline}/`, keys[0]);
+      return {
+        spec: { url: `${t.baseline}/`, perRequestHeaders: keys },
+        check: (s, n) => (about(s.requests, n, c) ? [] : [`origin saw ${s.requests} requests, ${n} answered`]),
+      };
+    },
+  };
+}
+
+/** The steady state the issue names: 200 live sessions of about 300 bytes, read on every request. */
+const STEADY = { sessions: 200, bytes: 300 };
+
 export const SCENARIOS: Scenario[] = [
-  baseline,
-  sessionRead,
+  baselineScenario("baseline", "baseline: bare pass-through Worker"),
+  readScenario("session-read", "edge-session: steady-state read, cache on", { mode: "cached", ...STEADY }),
+  readScenario("session-read-strict", "edge-session: steady-state read, strict", { mode: "strict", ...STEADY }),
+  floorScenario("floor", "floor: bare Worker + one trivial Durable Object RPC", STEADY.sessions),
+  readScenario("read-20-sessions", "read, cache on: 20 sessions", { mode: "cached", sessions: 20, bytes: 300 }),
+  readScenario("read-2000-sessions", "read, cache on: 2,000 sessions", { mode: "cached", sessions: 2000, bytes: 300 }),
+  readScenario("read-6kb", "read, cache on: 6 KB documents", { mode: "cached", sessions: 200, bytes: 6 * 1024 }),
+  readScenario("read-60kb", "read, cache on: 60 KB documents", { mode: "cached", sessions: 200, bytes: 60 * 1024 }),
+  readScenario("read-2000-strict", "read, strict: 2,000 sessions", { mode: "strict", sessions: 2000, bytes: 300 }),
+  baselineScenario("baseline-1c", "baseline, 1 connection", 1),
+  readScenario("session-read-1c", "steady-state read, cache on, 1 connection", {
+    mode: "cached",
+    ...STEADY,
+    connections: 1,
+  }),
+  floorScenario("floor-1c", "floor, 1 connection", STEADY.sessions, 1),
+  readScenario("session-read-strict-1c", "steady-state read, strict, 1 connection", {
+    mode: "strict",
+    ...STEADY,
+    connections: 1,
+  }),
   writeScenario("session-write", "edge-session: a session write on every request", "per-connection"),
   writeScenario("session-write-hot", "edge-session: every request writes one hot session", "one"),
   newSession,

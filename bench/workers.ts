@@ -46,6 +46,8 @@ export interface RunningWorker {
   logs: Map<string, number>;
   /** Chrome DevTools Protocol endpoint of this Worker's isolate, when asked for. */
   inspectorUrl?: string;
+  /** Stops its workerd (once; the bench's exit stops whatever is left). */
+  stop(): Promise<void>;
 }
 
 /** One key per kind of problem: JSON log lines by event and code, runtime errors without their C++ prefix. */
@@ -85,7 +87,8 @@ async function wranglerWorkerOptions(configPath: string): Promise<Record<string,
   const { unstable_getMiniflareWorkerOptions } = await import("wrangler");
   const { workerOptions } = unstable_getMiniflareWorkerOptions(configPath);
   // Module rules are for unbundled sources; the bench passes one bundled ES module.
-  const { modulesRules: _rules, ...options } = workerOptions;
+  // Paths (the bench's bundle) stay relative to the project root, not to the config's folder.
+  const { modulesRules: _rules, rootPath: _root, ...options } = workerOptions;
   return options as Record<string, unknown>;
 }
 
@@ -115,7 +118,12 @@ export async function startWorker(spec: WorkerSpec): Promise<RunningWorker> {
       unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
     }),
   );
-  onStop(`workerd (${spec.name})`, () => miniflare.dispose());
+  let stopped: Promise<void> | undefined;
+  const stop = () => {
+    stopped ??= miniflare.dispose();
+    return stopped;
+  };
+  onStop(`workerd (${spec.name})`, stop);
   const entry = await miniflare.ready;
   const direct = await miniflare.unsafeGetDirectURL(spec.name);
   const inspector = spec.inspector ? await miniflare.getInspectorURL() : undefined;
@@ -126,5 +134,6 @@ export async function startWorker(spec: WorkerSpec): Promise<RunningWorker> {
     entryUrl: entry.href.replace(/\/$/, ""),
     miniflare,
     logs,
+    stop,
   };
 }

@@ -170,3 +170,28 @@ rows read $${fmt(PRICES.rowRead * 1e6, 3)}/M, rows written $${fmt(PRICES.rowWrit
 $${fmt(PRICES.kvRead * 1e6, 2)}/M, writes $${fmt(PRICES.kvWrite * 1e6, 2)}/M, deletes $${fmt(PRICES.kvDelete * 1e6, 2)}/M. Sources:
 ${PRICE_SOURCES.map((s) => `${s.what}: ${s.url}`).join("; ")}. docs/cost.md discusses these numbers.`;
 }
+
+/** The read cache's effect: the same shapes with READ_CACHE_SECONDS at its default and at 0. */
+export function cacheEffectMarkdown(cached: CostFigures, strict: CostFigures): string {
+  const total = (s: ShapeFigures) => Object.values(perMillion(lifetime(s))).reduce((a, n) => a + n, 0);
+  const rows = cached.shapes.flatMap((c) => {
+    const s = strict.shapes.find((x) => x.shape.id === c.shape.id);
+    if (!s) return [];
+    const cl = lifetime(c);
+    const sl = lifetime(s);
+    return [
+      [
+        c.shape.label,
+        `${fmt(cl.objectRequests)} / ${fmt(sl.objectRequests)}`,
+        `${fmt(cl.rowsRead)} / ${fmt(sl.rowsRead)}`,
+        `$${fmt(total(c), 2)} / $${fmt(total(s), 2)}`,
+      ],
+    ];
+  });
+  return `### The read cache's effect
+
+The same sessions (20 requests, one every ${fmt(cached.paceMs / 1000, 1)} s), counted the same way, with the read
+cache on (\`READ_CACHE_SECONDS=5\`) and in strict mode (\`READ_CACHE_SECONDS=0\`):
+
+${table(["per session: cache on / strict", "Durable Object requests", "SQLite rows read", "dollars per million sessions"], rows)}`;
+}

@@ -23,6 +23,8 @@ export interface FiguresReport {
   migration?: MigrationSize[];
   recovery?: RecoveryFigures;
   cost?: CostFigures;
+  /** The same, in strict mode (READ_CACHE_SECONDS=0): the read cache's effect on the cost. */
+  costStrict?: CostFigures;
 }
 
 const FAULTS = { ENVIRONMENT: "staging", FAULT_INJECTION: "true", POOL_CACHE_SECONDS: "0" };
@@ -30,7 +32,9 @@ const FAULTS = { ENVIRONMENT: "staging", FAULT_INJECTION: "true", POOL_CACHE_SEC
 export const FIGURE_VARS: Record<FigureGroup, Record<string, string>> = {
   failover: {},
   migration: { MAX_PATCH_BYTES: "65536", MAX_SESSION_BYTES: "1572864" },
-  recovery: { ...FAULTS, SESSION_TIMEOUT_MS: "500" },
+  // Strict reads: a restore starts when a request reaches the lost object, and with the read cache on the
+  // isolate answers reads from memory meanwhile (README, "Consistency"), so nothing would be restored to time.
+  recovery: { ...FAULTS, SESSION_TIMEOUT_MS: "500", READ_CACHE_SECONDS: "0" },
   cost: {},
 };
 
@@ -39,10 +43,10 @@ function sizes(quick: boolean) {
   return {
     failoverRepetitions: quick ? 5 : 20,
     load: quick ? { clients: 20, seconds: 5, killAt: 2 } : { clients: 20, seconds: 10, killAt: 3 },
-    migration: quick ? { repetitions: 2, stallRepetitions: 1 } : { repetitions: 5, stallRepetitions: 3 },
+    migration: quick ? { repetitions: 2, stallRepetitions: 1 } : { repetitions: 3, stallRepetitions: 2 },
     recovery: quick
       ? { rtoRepetitions: 3, rpoRepetitions: 3, sessionTimeoutMs: 500, slowMs: 2000 }
-      : { rtoRepetitions: 8, rpoRepetitions: 10, sessionTimeoutMs: 500, slowMs: 2000 },
+      : { rtoRepetitions: 5, rpoRepetitions: 6, sessionTimeoutMs: 500, slowMs: 2000 },
     cost: { burstSessions: quick ? 3 : 10, paceMs: 1100, idleTimeoutS: 10 },
   };
 }
@@ -100,6 +104,14 @@ export async function runFigures(
     const ending: RunningEdge = await counting({ SESSION_IDLE_TIMEOUT: String(n.cost.idleTimeoutS) });
     say(`cost: 4 session shapes × ${n.cost.burstSessions} back to back, then paced and to their end (~45 s)…`);
     report.cost = await costFigures({ ...main, pid }, ending, n.cost);
+    await Promise.all([main.stop(), ending.stop()]);
+    const strict = { READ_CACHE_SECONDS: "0" };
+    const { value: mainStrict, pid: pidStrict } = await withNewWorkerd(() =>
+      counting({ ...FIGURE_VARS.cost, ...strict }),
+    );
+    const endingStrict = await counting({ SESSION_IDLE_TIMEOUT: String(n.cost.idleTimeoutS), ...strict });
+    say("cost: the same in strict mode (READ_CACHE_SECONDS=0)…");
+    report.costStrict = await costFigures({ ...mainStrict, pid: pidStrict }, endingStrict, n.cost);
     done("cost");
   }
   return report;

@@ -1,14 +1,16 @@
 /**
- * Runs the project's own token code (src/token/) in a loop inside workerd, so
- * the figures include workerd's WebCrypto (BoringSSL) and jose as deployed.
+ * Runs the project's own token code (src/token/) under tinybench inside workerd,
+ * so the figures include workerd's WebCrypto (BoringSSL) and jose as deployed.
  *
- *   GET /?op=verify|sign|sign-cached|issue&alg=EdDSA|ES256|HS256&n=2000
+ *   GET /?op=verify|verify-cached|sign|sign-cached|issue&alg=EdDSA|ES256|HS256&batch=100&samples=20
  *
- * answers `{ op, alg, n, workerMs }`. `workerMs` is the in-Worker clock around
- * the loop; bench/micro.ts also times the request from Node and subtracts an
- * n=0 request, which stays right where the Worker clock does not advance during
- * CPU work (as on Cloudflare's edge, a Spectre mitigation).
+ * answers `{ op, alg, calls, usPerCall, moeUs }`. Each tinybench sample times
+ * `batch` calls: workerd's clock moves in whole milliseconds, too coarse for one
+ * call of tens of microseconds. The Worker's clock is the one read: under local
+ * workerd it advances during CPU work; on Cloudflare's edge it does not (a
+ * Spectre mitigation), so these are local figures by design.
  */
+import { Bench } from "tinybench";
 import type { SigningJwk } from "../../src/config/schema.ts";
 import {
   type AffinityClaims,
@@ -40,65 +42,69 @@ function ringFor(env: MicroEnv, alg: string): Promise<KeyRing> {
 }
 
 function claimsFor(nowSec: number): Omit<AffinityClaims, "iat"> {
-  return { sid: "bench-session-0123456789ab", oid: "origin-1", ep: 1, reg: "enam", ct: nowSec, exp: nowSec + 1800 };
+  return {
+    sid: "bench-session-0123456789ab",
+    oid: "origin-1",
+    ep: 1,
+    ver: 1,
+    reg: "enam",
+    ct: nowSec,
+    exp: nowSec + 1800,
+  };
 }
 
-type Loop = (n: number) => Promise<void>;
+type Once = () => Promise<void>;
 
-/** At least the runner's iteration count (2000), so no token repeats within a timed loop. */
-const DISTINCT_TOKENS = 2000;
+/** More than tinybench's warm-up plus its samples, in calls, so no token repeats within a run. */
+const DISTINCT_TOKENS = 2600;
 
-/** Everything an op needs is made before the clock starts; the returned loop is what is timed. */
-async function prepare(op: string, ctx: TokenContext): Promise<Loop> {
+/** Everything an op needs is made before the clock starts; the returned call is what is timed. */
+async function prepare(op: string, ctx: TokenContext): Promise<Once> {
   const claims = claimsFor(Math.floor(Date.now() / 1000));
   const forwarded = { sid: claims.sid, oid: claims.oid, reg: claims.reg, ep: 1, data: { cart: ["tea"], n: 1 } };
+  let i = 0;
   switch (op) {
     case "verify": {
       // Distinct tokens, each verified once: every call misses the isolate's verified-token cache.
-      // They are issued whether n is 2000 or 0, so the Node-side difference leaves issuing out.
       // The random part matters: EdDSA and HS256 signatures are deterministic, so the same claims
-      // in the same second would give the same token string as an earlier try, already cached.
+      // in the same second would give the same token string as an earlier run, already cached.
       const run = crypto.randomUUID().replaceAll("-", "");
       const tokens = await Promise.all(
-        Array.from({ length: DISTINCT_TOKENS }, (_, i) =>
-          issueAffinityToken(ctx, { ...claims, sid: `${run}${String(i).padStart(6, "0")}` }),
+        Array.from({ length: DISTINCT_TOKENS }, (_, k) =>
+          issueAffinityToken(ctx, { ...claims, sid: `${run}${String(k).padStart(6, "0")}` }),
         ),
       );
-      return async (n) => {
-        for (let i = 0; i < n; i++) {
-          const verified = await verifyAffinityToken(ctx, tokens[i % tokens.length] ?? "");
-          if (!verified.ok) throw new Error(`verification failed: ${verified.code}`);
-        }
+      return async () => {
+        const verified = await verifyAffinityToken(ctx, tokens[i++ % tokens.length] ?? "");
+        if (!verified.ok) throw new Error(`verification failed: ${verified.code}`);
       };
     }
     case "verify-cached": {
       // One token again and again: what a sticky client's later requests cost.
       const token = await issueAffinityToken(ctx, claims);
       await verifyAffinityToken(ctx, token);
-      return async (n) => {
-        for (let i = 0; i < n; i++) {
-          const verified = await verifyAffinityToken(ctx, token);
-          if (!verified.ok) throw new Error(`verification failed: ${verified.code}`);
-        }
+      return async () => {
+        const verified = await verifyAffinityToken(ctx, token);
+        if (!verified.ok) throw new Error(`verification failed: ${verified.code}`);
       };
     }
     case "sign": {
       // A distinct version on every call: a cache miss, so every call signs.
       const signer = new ForwardedSigner(ctx.keys, ISSUER, `${ISSUER}:origin`);
-      return async (n) => {
-        for (let i = 0; i < n; i++) await signer.sign({ ...forwarded, ver: i + 1 });
+      return async () => {
+        await signer.sign({ ...forwarded, ver: ++i });
       };
     }
     case "sign-cached": {
       const signer = new ForwardedSigner(ctx.keys, ISSUER, `${ISSUER}:origin`);
       await signer.sign({ ...forwarded, ver: 1 });
-      return async (n) => {
-        for (let i = 0; i < n; i++) await signer.sign({ ...forwarded, ver: 1 });
+      return async () => {
+        await signer.sign({ ...forwarded, ver: 1 });
       };
     }
     case "issue":
-      return async (n) => {
-        for (let i = 0; i < n; i++) await issueAffinityToken(ctx, claims);
+      return async () => {
+        await issueAffinityToken(ctx, claims);
       };
     default:
       throw new Error(`unknown op ${op}`);
@@ -110,15 +116,28 @@ export default {
     const url = new URL(request.url);
     const op = url.searchParams.get("op") ?? "verify";
     const alg = url.searchParams.get("alg") ?? "EdDSA";
-    const n = Number(url.searchParams.get("n") ?? "1000");
+    const batch = Math.max(1, Math.min(100, Number(url.searchParams.get("batch") ?? "100")));
+    const samples = Math.max(2, Math.min(24, Number(url.searchParams.get("samples") ?? "20")));
     try {
       const keys = await ringFor(env, alg);
       const ctx: TokenContext = { keys, issuer: ISSUER, audience: `${ISSUER}:affinity` };
-      const loop = await prepare(op, ctx);
-      const t0 = performance.now();
-      await loop(n);
-      const workerMs = performance.now() - t0;
-      return Response.json({ op, alg, n, workerMs });
+      const once = await prepare(op, ctx);
+      // A fixed number of samples (time 0): the distinct-token pool bounds how many calls a run may make.
+      const bench = new Bench({ iterations: samples, time: 0, warmupIterations: 2, warmupTime: 0 });
+      bench.add(op, async () => {
+        for (let k = 0; k < batch; k++) await once();
+      });
+      await bench.run();
+      const result = bench.tasks[0]?.result;
+      if (result?.state !== "completed") throw new Error(`tinybench: ${result?.state ?? "no task"}`);
+      const { latency } = result;
+      return Response.json({
+        op,
+        alg,
+        calls: latency.samplesCount * batch,
+        usPerCall: (latency.mean * 1000) / batch,
+        moeUs: (latency.moe * 1000) / batch,
+      });
     } catch (e) {
       return Response.json({ error: String(e) }, { status: 500 });
     }

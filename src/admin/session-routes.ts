@@ -1,8 +1,9 @@
 import { createRoute, z } from "@hono/zod-openapi";
+import { readCacheFor } from "../cache/index.ts";
 import { LOCATION_HINTS } from "../config/index.ts";
 import { EdgeError, sessionUnavailable } from "../errors.ts";
 import { evacuateRegion, locateSession } from "../migration/index.ts";
-import { poolStub, poolView, refreshPoolView, regionsDown } from "../origins/index.ts";
+import { poolStub, poolView, refreshPoolView, regionsDown, reportEnded } from "../origins/index.ts";
 import { ObjectUnavailable, objectCaller, recoverSession } from "../replication/failover.ts";
 import { writeRevocation } from "../replication/store.ts";
 import { following, type SessionAt, type SessionMeta, type SessionRecord } from "../session/index.ts";
@@ -222,6 +223,9 @@ export function registerSessionRoutes(admin: AdminApp): void {
         5,
       );
     });
+    // Revoked here: this isolate stops answering it from memory now, every other one through the pool.
+    readCacheFor(cfg).evict(sid);
+    c.executionCtx.waitUntil(reportEnded(c.env, cfg, [sid]));
     const after = await locateSession(c.env, cfg, sid, call).catch(unreachable(sid));
     if (!after) throw unknownSession(sid);
     return c.json(sessionView(after, false), 200);
@@ -244,6 +248,7 @@ export function registerSessionRoutes(admin: AdminApp): void {
       throw new EdgeError("ERR_ALREADY_THERE", `session ${sid} already lives in ${reg}`, { status: 409 });
     const target = { region: reg, ...(body.jurisdiction ? { jurisdiction: body.jurisdiction } : {}) };
     const result = await call(found.at, (stub) => stub.migrate(target, "operator")).catch(unreachable(sid));
+    readCacheFor(cfg).evict(sid);
     switch (result.kind) {
       case "migrated":
         return c.json(
@@ -283,6 +288,7 @@ export function registerSessionRoutes(admin: AdminApp): void {
       try {
         for await (const line of evacuateRegion(c.env, cfg, region, to, call)) {
           totals[line.status] += 1;
+          readCacheFor(cfg).evict(line.sid);
           await writer.write(encoder.encode(`${JSON.stringify(line)}\n`));
         }
         await writer.write(encoder.encode(`${JSON.stringify({ done: true, region, ...totals })}\n`));

@@ -60,6 +60,11 @@ export interface EdgeConfig {
   snapshots: { key: SnapshotKey; generated: boolean };
   /** Milliseconds to wait for a session object before failing over to its snapshot. */
   sessionTimeoutMs: number;
+  /**
+   * Seconds an isolate may serve a session version from memory after its object last confirmed it
+   * (READ_CACHE_SECONDS). 0 is strict mode: the object is consulted on every request.
+   */
+  readCacheSeconds: number;
   /** Fault injection (/__edge/faults) is honoured only when this is true. */
   faultInjection: boolean;
   migration: { auto: boolean; afterRequests: number; afterSeconds: number };
@@ -328,6 +333,10 @@ export async function checkConfig(env: Record<string, unknown>): Promise<ConfigC
   const raw = parsed.data;
   if (raw.SESSION_ABSOLUTE_TIMEOUT < raw.SESSION_IDLE_TIMEOUT)
     problems.add("SESSION_ABSOLUTE_TIMEOUT", "must not be shorter than SESSION_IDLE_TIMEOUT");
+  // A cached version is confirmed by a read of its object, which is also what keeps the session from
+  // idling out: the cache period must leave the idle timer room to be refreshed.
+  if (raw.READ_CACHE_SECONDS * 2 > raw.SESSION_IDLE_TIMEOUT)
+    problems.add("READ_CACHE_SECONDS", "must be at most half of SESSION_IDLE_TIMEOUT");
   if (problems.list.length) return { problems: problems.list, operatorProblems };
   if (raw.COOKIE_NAME.startsWith("__Host-") === false && raw.ENVIRONMENT === "production")
     log("warn", "config_cookie_prefix", {
@@ -368,6 +377,7 @@ export async function checkConfig(env: Record<string, unknown>): Promise<ConfigC
     snapshots,
     learned,
     sessionTimeoutMs: raw.SESSION_TIMEOUT_MS,
+    readCacheSeconds: raw.READ_CACHE_SECONDS,
     // Fault injection is a development and test tool; a production deployment ignores the flag.
     faultInjection: isDevelopment || (raw.FAULT_INJECTION && raw.ENVIRONMENT !== "production"),
     migration: {

@@ -141,6 +141,8 @@ export const EnvSchema = z.object({
     .regex(/^[A-Za-z0-9._-]{1,64}$/, "must be 1-64 characters of A-Z a-z 0-9 . _ -")
     .default("default"),
   POOL_CACHE_SECONDS: seconds(0, 60).default(3),
+  /** How long an isolate serves a session version from memory after its object last confirmed it; 0: strict. */
+  READ_CACHE_SECONDS: seconds(0, 60).default(5),
   SNAPSHOT_KEY: z.string().optional(),
   /** Milliseconds to wait for a session object before restoring from its snapshot elsewhere. */
   SESSION_TIMEOUT_MS: seconds(50, 60_000).default(3000),

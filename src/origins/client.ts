@@ -100,3 +100,11 @@ export function regionsDown(cfg: EdgeConfig, faults: readonly Fault[], now = Dat
     else observedDown.get(cfg.pool.name)?.delete(region);
   return down;
 }
+
+/** Tells the pool that sessions ended, so every isolate stops answering them from its read cache. */
+export function reportEnded(env: Env, cfg: EdgeConfig, sids: string[]): Promise<void> {
+  if (!sids.length || cfg.readCacheSeconds <= 0) return Promise.resolve();
+  return poolStub(env, cfg)
+    .reportEnded(sids)
+    .catch((err: unknown) => log("warn", "pool_report_failed", { message: String(err) }));
+}

@@ -40,6 +40,14 @@ export const ISOLATE_REPORT_TTL_MS = 30_000;
 const KEY = "pool";
 const MAX_EVENTS = 200;
 const RECENT_PROBE_ERRORS = 5;
+/** Kept apart from the pool state, so the frequent count updates do not rewrite it. */
+const ENDED_KEY = "ended";
+/**
+ * Recent ends are kept as long as any isolate may still hold a copy of the session (READ_CACHE_SECONDS
+ * is at most 60), and at most this many: past that, the oldest fall back to the READ_CACHE_SECONDS bound.
+ */
+const ENDED_KEEP_MS = 60_000;
+const MAX_ENDED = 1000;
 
 /** The control plane's RPC surface, as the Worker calls it. */
 export interface PoolRpc {
@@ -49,6 +57,7 @@ export interface PoolRpc {
   reportEjection(oid: string, until: number): Promise<void>;
   adjustSessions(deltas: Record<string, number>, regions?: Record<string, number>): Promise<void>;
   recordEvent(event: string, oid: string, detail?: string): Promise<void>;
+  reportEnded(sids: string[]): Promise<void>;
   runChecks(force?: boolean): Promise<void>;
   setFault(fault: Fault): Promise<Fault[]>;
   clearFaults(): Promise<void>;
@@ -136,7 +145,25 @@ export class PoolObject extends DurableObject<Env> implements PoolRpc {
       events: state.events.slice(-50),
       faults: state.faults ?? [],
       connections: connectionTotals(state.connections, Date.now()),
+      ended: this.#ended(Date.now()),
     };
+  }
+
+  /** Recent session ends, pruned to the window in which an isolate can still hold a copy. */
+  #ended(now: number): Record<string, number> {
+    const ended = this.ctx.storage.kv.get<Record<string, number>>(ENDED_KEY) ?? {};
+    for (const [sid, at] of Object.entries(ended)) if (now - at > ENDED_KEEP_MS) delete ended[sid];
+    return ended;
+  }
+
+  async reportEnded(sids: string[]): Promise<void> {
+    const now = Date.now();
+    const ended = this.#ended(now);
+    for (const sid of sids) ended[sid] = now;
+    const entries = Object.entries(ended);
+    // Oldest first out (insertion order is time order).
+    const kept = entries.length > MAX_ENDED ? Object.fromEntries(entries.slice(-MAX_ENDED)) : ended;
+    this.ctx.storage.kv.put(ENDED_KEY, kept);
   }
 
   async drain(oid: string, deadline: number | null): Promise<DrainState | undefined> {

@@ -46,6 +46,11 @@ export interface PoolView {
   events: PoolEvent[];
   /** Long-lived connections (WebSocket, SSE) per origin, as isolates last reported them. */
   connections?: Record<string, OriginConnections>;
+  /**
+   * Sessions ended recently (logout, login rotation, revoke), sid → when: an isolate never answers
+   * them from its read cache, so an end reaches every isolate within POOL_CACHE_SECONDS.
+   */
+  ended?: Record<string, number>;
 }
 
 export interface OriginConnections {

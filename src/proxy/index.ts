@@ -54,20 +54,26 @@ function tokenExpiry(cfg: EdgeConfig, s: LiveSession, nowSec: number): number {
   return Math.min(nowSec + cfg.idleTimeout, s.createdSec + cfg.absoluteTimeout);
 }
 
-/** A token is re-issued when it names something else, or once past half its life (sliding expiry). */
-function needsNewToken(s: LiveSession, nowSec: number, mode: TokenMode): boolean {
+/**
+ * A token is re-issued when it names something else, or once past half its life (sliding expiry).
+ * With the read cache on, a token also names the state version its holder has seen: it is re-issued
+ * whenever the client is answered with another version (after its own write, or when it is shown a
+ * newer one), so its next read, through any isolate, is never older (monotonic reads). In strict mode
+ * the object answers every read, so a version change alone does not cost a signature and a Set-Cookie.
+ */
+function needsNewToken(cfg: EdgeConfig, s: LiveSession, nowSec: number, mode: TokenMode): boolean {
   const p = s.presented;
   if (!p) return true;
   if (p.sid !== s.sid || p.cb !== s.cb) return true;
   const moved = p.oid !== s.origin || p.ep !== s.epoch || p.reg !== s.region || p.jur !== s.jurisdiction;
   // An API client keeps whichever token arrived last and has no second slot (browsers have the
-  // successor cookie), so an answer racing its login must not hand it a token for the pre-login
-  // session. Once a session is stored, its object holds its origin and forwards to its new home:
-  // a token that merely names the old ones still works (one forward pointer, which lives as long as
-  // the token does), and the next write, refresh or recovery brings it up to date. Past one pointer
-  // it is re-issued all the same: a chain of them would cost a call each, up to the hop limit.
+  // successor cookie). Once a session is stored, its object holds its origin and forwards to its
+  // new home: a token that merely names the old ones still works (one forward pointer, which lives
+  // as long as the token does), and the next write, refresh or recovery brings it up to date. Past
+  // one pointer it is re-issued all the same: a chain of them would cost a call each.
   const pointers = s.epoch - p.ep;
   if (moved && (mode === "cookie" || s.version === 0 || s.recovered || pointers > 1)) return true;
+  if (cfg.readCacheSeconds > 0 && p.ver !== s.version) return true;
   return nowSec >= p.iat + (p.exp - p.iat) / 2;
 }
 
@@ -77,7 +83,7 @@ export async function sessionTokenFor(
   now = Date.now(),
 ): Promise<{ token: string; maxAge: number }> {
   const nowSec = Math.floor(now / 1000);
-  if (s.presented && !needsNewToken(s, nowSec, "cookie"))
+  if (s.presented && !needsNewToken(cfg, s, nowSec, "cookie"))
     return { token: s.presented.raw, maxAge: s.presented.exp - nowSec };
   const exp = tokenExpiry(cfg, s, nowSec);
   const token = await issueAffinityToken(
@@ -86,6 +92,7 @@ export async function sessionTokenFor(
       sid: s.sid,
       oid: s.origin,
       ep: s.epoch,
+      ver: s.version,
       reg: s.region,
       ct: s.createdSec,
       exp,
@@ -115,7 +122,7 @@ export async function clientResponse(
     if (mode === "cookie") writeSuccessor(headers, cfg, undefined, 0);
   } else if (session.ephemeral) {
     // The client raced its own login: its new token stands; this response must not replace it.
-  } else if (!session.presented || needsNewToken(session, Math.floor(Date.now() / 1000), mode)) {
+  } else if (!session.presented || needsNewToken(cfg, session, Math.floor(Date.now() / 1000), mode)) {
     // Only a token that changed is sent, in either mode: a response to a request that raced another
     // (a login, a migration) must not hand back the older token it came with, over the newer one.
     const { token, maxAge } = await sessionTokenFor(cfg, session);

@@ -1,3 +1,4 @@
+import { readCacheFor } from "../cache/index.ts";
 import type { EdgeConfig, OriginConfig } from "../config/index.ts";
 import { EdgeError } from "../errors.ts";
 import { log } from "../log.ts";
@@ -118,10 +119,13 @@ export async function repin(
   if (home !== undefined) next.home = home;
   else delete next.home;
   if (s.version > 0 || home !== undefined || s.home !== undefined) {
+    const askedAt = Date.now();
     try {
       const outcome = await timed("session", () =>
         commitChange(cfg, s, { assign: { oid: to.id, home: home ?? null, reason } }, call),
       );
+      // The isolate that re-pins sees the new origin at once (the others within READ_CACHE_SECONDS).
+      readCacheFor(cfg).afterCommit(s, outcome, askedAt);
       if (outcome.kind === "updated") {
         next = { ...outcome.session, moved: { from: s.origin, reason } };
         const counts = outcome.counts;
@@ -134,6 +138,7 @@ export async function repin(
       }
     } catch (e) {
       if (!(e instanceof ObjectUnavailable) && !(e instanceof EdgeError)) throw e;
+      readCacheFor(cfg).evict(s.sid);
       // This request goes to the new origin all the same (its token says so); the object learns of the
       // move on a later request. Refusing it would fail a request that the new origin can serve.
       log("warn", "session_repin_not_stored", { sid: s.sid, to: to.id, reason, message: e.message });

@@ -1,9 +1,17 @@
+import { type ReadCache, readCacheFor } from "../cache/index.ts";
 import type { EdgeConfig } from "../config/index.ts";
 import { LOCATION_HINTS } from "../config/index.ts";
 import { EdgeError, type ErrorCode, sessionUnavailable } from "../errors.ts";
 import { log } from "../log.ts";
 import { explainRestore, timed } from "../observe/index.ts";
-import { type ClientLocation, locationHintFor, type PoolView, poolStub, regionsDown } from "../origins/index.ts";
+import {
+  type ClientLocation,
+  locationHintFor,
+  type PoolView,
+  poolStub,
+  regionsDown,
+  reportEnded,
+} from "../origins/index.ts";
 import { ObjectUnavailable, type RecoveryScope, recoverSession } from "../replication/failover.ts";
 import { presentedFrom } from "../session/client.ts";
 import {
@@ -19,7 +27,7 @@ import {
   startSession,
 } from "../session/index.ts";
 import { healthyRegions } from "../session/migration.ts";
-import { ForwardedSigner, verifyAffinityToken } from "../token/index.ts";
+import { type AffinityClaims, ForwardedSigner, verifyAffinityToken } from "../token/index.ts";
 import { afterCommit } from "../users/index.ts";
 import {
   fetchOrigin,
@@ -126,9 +134,17 @@ export async function sessionFor(x: RequestScope, presented: PresentedToken): Pr
     return {
       refused: { code: "ERR_TOKEN_BINDING", message: "the token was issued to a different client (CLIENT_BINDING)" },
     };
+  const { claims } = verified;
+  const cache = readCacheFor(cfg);
+  const hit = cache.lookup(claims, x.view?.ended?.[claims.sid] !== undefined);
+  if (hit) {
+    if (hit.confirm) x.waitUntil(confirmInBackground(x, cache, claims, hit.session, presented.token));
+    return { ...hit.session, presented: presentedFrom(claims, presented.token) };
+  }
+  const askedAt = Date.now();
   let resumed: Resumed;
   try {
-    resumed = await resumeSession(cfg, verified.claims, presented.token, x.region, x.call);
+    resumed = await resumeSession(cfg, claims, presented.token, x.region, x.call);
   } catch (e) {
     if (!(e instanceof ObjectUnavailable)) throw e;
     logUnavailable(e);
@@ -147,7 +163,11 @@ export async function sessionFor(x: RequestScope, presented: PresentedToken): Pr
         ? { ended: recovered.reason, ...(recovered.at !== undefined ? { at: recovered.at } : {}) }
         : { session: { ...recovered.session, recovered: true } };
   }
-  if ("session" in resumed) return resumed.session;
+  if ("session" in resumed) {
+    cache.confirm(resumed.session, askedAt);
+    return resumed.session;
+  }
+  cache.evict(claims.sid);
   const refused = { code: "ERR_SESSION_ENDED" as const, message: `the session has ended (${resumed.ended})` };
   if (resumed.ended === "rotated" && resumed.at !== undefined && Date.now() - resumed.at < ROTATION_GRACE_MS) {
     // A browser that raced its own login may have had its new cookie replaced; it still sends the
@@ -171,6 +191,35 @@ function logUnavailable(e: ObjectUnavailable): void {
     epoch: e.at.epoch,
     region: e.at.region,
   });
+}
+
+/**
+ * Off the critical path (waitUntil): asks the object for the session a cached
+ * copy answered, at most once per session per half cache period. This is the
+ * object's touch, too: its idle timer and its automatic-migration counter see
+ * the client's reads. Whatever it learns replaces the copy (or evicts it).
+ * A failure leaves the copy to expire; the next request then asks the object
+ * itself and restores the session if it must.
+ */
+async function confirmInBackground(
+  x: RequestScope,
+  cache: ReadCache,
+  claims: AffinityClaims,
+  held: LiveSession,
+  raw: string,
+): Promise<void> {
+  const askedAt = Date.now();
+  // From where the copy says the session lives, which may be ahead of the client's token.
+  const at: AffinityClaims = { ...claims, ep: held.epoch, reg: held.region, oid: held.origin };
+  if (held.jurisdiction === "eu") at.jur = held.jurisdiction;
+  else delete at.jur;
+  try {
+    const resumed = await resumeSession(x.cfg, at, raw, x.region, x.call);
+    if ("session" in resumed) cache.confirm(resumed.session, askedAt);
+    else cache.evict(claims.sid);
+  } catch (e) {
+    log("warn", "read_cache_confirm_failed", { sid: claims.sid, message: String(e) });
+  }
 }
 
 /** Step 4: the origin for this request — the session's own, or another if it must move (failover, drain, return home). */
@@ -282,12 +331,21 @@ export async function applyOriginDirectives(
       sid: session.sid,
       oid: session.origin,
     });
+  const cache = readCacheFor(x.cfg);
+  // A session started by this request stored nothing: its next request can be answered from memory.
+  if (!session.presented && !session.ephemeral) cache.confirm(session, Date.now());
   if (!change) return { ok: true, session };
+  const askedAt = Date.now();
   let outcome: CommitOutcome;
   try {
     outcome = await commitDurably(x, session, change);
+    // This isolate sees its own change at once; the pool tells the others of an end.
+    x.waitUntil(reportEnded(x.env, x.cfg, cache.afterCommit(session, outcome, askedAt)));
   } catch (e) {
     if (!(e instanceof EdgeError)) throw e;
+    // Not known to have happened: the copy here is dropped; a logout is reported all the same (fail closed).
+    cache.afterCommit(session, undefined, askedAt);
+    if (change.logout) x.waitUntil(reportEnded(x.env, x.cfg, [session.sid]));
     log("error", "session_commit_failed", { code: e.code, sid: session.sid, message: e.message });
     await failClosed(x, session, change, upstream);
     return { ok: false, error: e, loggedOut: change.logout === true };

@@ -23,6 +23,8 @@ export interface PresentedClaims {
   sid: string;
   oid: string;
   ep: number;
+  /** The state version the token names (read cache: the client has seen at least this one). */
+  ver: number;
   reg: string;
   jur?: string;
   cb?: string;
@@ -200,6 +202,7 @@ export function presentedFrom(claims: AffinityClaims, raw: string): PresentedCla
     sid: claims.sid,
     oid: claims.oid,
     ep: claims.ep,
+    ver: claims.ver,
     reg: claims.reg,
     ...(claims.jur ? { jur: claims.jur } : {}),
     ...(claims.cb ? { cb: claims.cb } : {}),

@@ -15,6 +15,11 @@ const AffinityClaimsSchema = z.object({
   sid: z.string().regex(SESSION_ID),
   oid: z.string().min(1).max(64),
   ep: z.number().int().min(1),
+  /**
+   * The session's state version the holder has seen (a lower bound, like a D1 bookmark): a per-isolate
+   * copy at this version or newer may answer its reads. Tokens issued before the claim existed read as 0.
+   */
+  ver: z.number().int().nonnegative().default(0),
   reg: z.string().min(1).max(16),
   /** Session start (seconds), so the absolute lifetime survives token refreshes. */
   ct: z.number().int().nonnegative(),
@@ -30,6 +35,7 @@ export interface AffinityClaims {
   sid: string;
   oid: string;
   ep: number;
+  ver: number;
   reg: string;
   ct: number;
   jur?: "eu";
@@ -69,6 +75,7 @@ export async function issueAffinityToken(
     sid: claims.sid,
     oid: claims.oid,
     ep: claims.ep,
+    ver: claims.ver,
     reg: claims.reg,
     ct: claims.ct,
     ...(claims.jur ? { jur: claims.jur } : {}),

@@ -62,6 +62,13 @@ describe("configuration is validated, and a bad value is named", () => {
       { SESSION_IDLE_TIMEOUT: "600", SESSION_ABSOLUTE_TIMEOUT: "60" },
       /SESSION_ABSOLUTE_TIMEOUT: must not be shorter/,
     ],
+    ["a read cache period over a minute", { READ_CACHE_SECONDS: "61" }, /READ_CACHE_SECONDS/],
+    ["a negative read cache period", { READ_CACHE_SECONDS: "-1" }, /READ_CACHE_SECONDS/],
+    [
+      "a read cache period longer than half the idle timeout",
+      { SESSION_IDLE_TIMEOUT: "20", READ_CACHE_SECONDS: "11" },
+      /READ_CACHE_SECONDS: must be at most half of SESSION_IDLE_TIMEOUT/,
+    ],
     ["a cookie name with a space", { COOKIE_NAME: "bad name" }, /COOKIE_NAME/],
     ["an unknown ENVIRONMENT", { ENVIRONMENT: "prod" }, /ENVIRONMENT/],
     ["a MAX_SESSION_DEPTH past what every codec carries", { MAX_SESSION_DEPTH: "5000" }, /MAX_SESSION_DEPTH/],

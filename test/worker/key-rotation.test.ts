@@ -32,7 +32,13 @@ async function privateKey(alg: "EdDSA" | "ES256", kid: string): Promise<JWK> {
 }
 
 function phaseEnv(keys: JWK[], strict = false): Env {
-  return edgeEnv({ SESSION_SIGNING_KEYS: JSON.stringify({ keys }), ...(strict ? { STRICT_TOKENS: "true" } : {}) });
+  // Strict reads: with the read cache on, every write re-issues the token (naming the new version), signed by
+  // the key of the day; these phases follow tokens that are only re-issued when they must be.
+  return edgeEnv({
+    SESSION_SIGNING_KEYS: JSON.stringify({ keys }),
+    READ_CACHE_SECONDS: "0",
+    ...(strict ? { STRICT_TOKENS: "true" } : {}),
+  });
 }
 
 async function fetchJwks(env: Env): Promise<{ jwks: Jwks; cacheControl: string }> {

@@ -101,6 +101,8 @@ describe("automatic migration", () => {
       AUTO_MIGRATE: "true",
       MIGRATE_AFTER_REQUESTS: "4",
       MIGRATE_AFTER_SECONDS: "0",
+      // Strict reads, so the object counts every request (the read cache tells it of reads by sampling).
+      READ_CACHE_SECONDS: "0",
     });
     const regions: string[] = [];
     for (let i = 0; i < 6; i++) regions.push(String((await sessionOf(client, "/echo", tokyo)).reg));

@@ -3,7 +3,7 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { SessionObject } from "../../src/session/index.ts";
 import type { SessionRecord } from "../../src/session/record.ts";
-import { BrowserClient } from "./harness.ts";
+import { BrowserClient, edgeEnv } from "./harness.ts";
 import { forwardedOf } from "./tokens.ts";
 
 function stubFor(sid: string, ep = 1): DurableObjectStub<SessionObject> {
@@ -28,7 +28,8 @@ async function age(sid: string, ms: number, field: "lastSeen" | "createdAt") {
 }
 
 async function sessionWithData() {
-  const client = new BrowserClient();
+  // Strict reads: these tests end sessions inside the object and expect the next request to see it at once.
+  const client = new BrowserClient(edgeEnv({ READ_CACHE_SECONDS: "0" }));
   await client.send("/", {
     respond: { headers: { "x-edge-session-set": '{"cart":["tea"]}', "x-edge-session-login": '{"sub":"ada"}' } },
   });

@@ -13,7 +13,15 @@ const snapshotKey = () => importSnapshotKey((env as unknown as { SNAPSHOT_KEY: s
 
 async function setup(overrides: Record<string, string> = {}) {
   const origins = await spawnOrigins(2);
-  const e = poolEnv(origins, { ENVIRONMENT: "staging", FAULT_INJECTION: "true", AUTO_MIGRATE: "false", ...overrides });
+  // Strict reads: these tests take an object down and expect the very next request to find out (with
+  // the read cache on, reads it can answer keep being served meanwhile; see read-cache.test.ts).
+  const e = poolEnv(origins, {
+    ENVIRONMENT: "staging",
+    FAULT_INJECTION: "true",
+    AUTO_MIGRATE: "false",
+    READ_CACHE_SECONDS: "0",
+    ...overrides,
+  });
   const client = new BrowserClient(e);
   await client.send("/", loginWith({ cart: ["tea"] }));
   const s = await sessionOf(client);
