@@ -1,6 +1,7 @@
+import { readCacheFor } from "../cache/index.ts";
 import type { EdgeConfig } from "../config/index.ts";
 import { log } from "../log.ts";
-import { poolStubNamed } from "../origins/client.ts";
+import { poolStubNamed, reportEnded } from "../origins/client.ts";
 import { writeRevocation } from "../replication/store.ts";
 import type { CommitOutcome, LiveSession, ObjectCall } from "../session/client.ts";
 import { SKEW_MS } from "../session/record.ts";
@@ -82,6 +83,12 @@ export async function endSessions(
     );
   const done = results.filter(({ r }) => r.status !== "unreachable").map(({ e }) => e.sid);
   if (done.length) await principal.unregister(done);
+  // Ended (or about to be): this isolate stops answering them from memory now, every other one
+  // through the pool view (within POOL_CACHE_SECONDS).
+  const ended = victims.map((e) => e.sid);
+  const cache = readCacheFor(x.cfg);
+  for (const sid of ended) cache.evict(sid);
+  x.waitUntil(reportEnded(x.env, x.cfg, ended));
   const pool = poolStubNamed(x.env, x.cfg.pool.name);
   for (const { e, r } of results) {
     if (r.status === "gone") continue;

@@ -14,7 +14,14 @@ const set = (raw: string) => ({ respond: { headers: { "x-edge-session-set": raw 
 
 async function setup(overrides: Record<string, string> = {}) {
   const origins = await spawnOrigins(1);
-  const e = poolEnv(origins, { ENVIRONMENT: "staging", FAULT_INJECTION: "true", AUTO_MIGRATE: "false", ...overrides });
+  // Strict reads: what is asserted is what the session objects and snapshots hold.
+  const e = poolEnv(origins, {
+    ENVIRONMENT: "staging",
+    FAULT_INJECTION: "true",
+    AUTO_MIGRATE: "false",
+    READ_CACHE_SECONDS: "0",
+    ...overrides,
+  });
   const client = new BrowserClient(e);
   await client.send("/", loginWith({ cart: ["tea"] }));
   const s = await sessionOf(client);

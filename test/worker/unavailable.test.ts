@@ -11,7 +11,13 @@ import { loginWith, migrate, sessionOf, snapshotAtLeast, storedAt } from "./sess
 
 async function setup() {
   const origins = await spawnOrigins(2);
-  const e = poolEnv(origins, { ENVIRONMENT: "staging", FAULT_INJECTION: "true", AUTO_MIGRATE: "false" });
+  // Strict reads: what is asserted is what happens when a request reaches an unreachable object.
+  const e = poolEnv(origins, {
+    ENVIRONMENT: "staging",
+    FAULT_INJECTION: "true",
+    AUTO_MIGRATE: "false",
+    READ_CACHE_SECONDS: "0",
+  });
   const client = new BrowserClient(e);
   await client.send("/", loginWith({ cart: ["tea"] }));
   const s = await sessionOf(client);

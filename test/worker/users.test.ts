@@ -120,7 +120,8 @@ describe("/__edge/users/:sub/sessions", () => {
   });
 
   it("a revoke reaches a session that was restored elsewhere while its first region was down", async () => {
-    const { e, sub } = await setup();
+    // Strict: the read during the outage must reach the object (and restore it), not a copy in memory.
+    const { e, sub } = await setup({ READ_CACHE_SECONDS: "0" });
     const a = await loggedIn(e, sub);
     await admin(e, "POST", "/faults", { target: "region:enam", mode: "down" });
     // Restored into another region (a new epoch the index never heard of): the KV fence names it.
