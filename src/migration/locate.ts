@@ -1,7 +1,7 @@
 import type { EdgeConfig } from "../config/index.ts";
 import type { SnapshotMetadata } from "../replication/codec.ts";
 import { snapshotKey } from "../replication/codec.ts";
-import { following, type ObjectCall, type SessionAt } from "../session/client.ts";
+import { inspectAt, type ObjectCall, type SessionAt } from "../session/client.ts";
 import type { StoredSession } from "../session/record.ts";
 
 export interface Located {
@@ -40,12 +40,8 @@ export async function locateSession(
           : []),
       ];
   for (const start of starts) {
-    const { result, at } = await following(start, call, async (stub) => {
-      const stored = await stub.inspect();
-      if (stored?.status === "moved") return { kind: "moved" as const, to: stored.to };
-      return { kind: "here" as const, stored };
-    });
-    if (result.stored) return { at, stored: result.stored };
+    const { stored, at } = await inspectAt(start, call);
+    if (stored) return { at, stored };
   }
   return undefined;
 }

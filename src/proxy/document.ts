@@ -1,7 +1,7 @@
 import type { EdgeConfig } from "../config/index.ts";
 import { EdgeError, type ErrorCode } from "../errors.ts";
 import { ObjectUnavailable, objectCaller } from "../replication/failover.ts";
-import { following, type JsonObject, type SessionAt } from "../session/index.ts";
+import { inspectAt, type JsonObject, type SessionAt } from "../session/index.ts";
 import type { StoredSession } from "../session/record.ts";
 import type { ForwardedSigner } from "../token/index.ts";
 
@@ -55,13 +55,7 @@ export async function sessionDocument(
   };
   let stored: StoredSession | undefined;
   try {
-    ({
-      result: { stored },
-    } = await following(start, call, async (stub) => {
-      const found = await stub.inspect();
-      if (found?.status === "moved") return { kind: "moved" as const, to: found.to };
-      return { kind: "here" as const, stored: found };
-    }));
+    ({ stored } = await inspectAt(start, call));
   } catch (e) {
     if (!(e instanceof ObjectUnavailable) && !(e instanceof EdgeError)) throw e;
     throw new EdgeError("ERR_SESSION_UNAVAILABLE", "the session could not be reached", {

@@ -12,6 +12,7 @@ import type {
   SessionMeta,
   SessionRecord,
   SessionRpc,
+  StoredSession,
   WriteResult,
 } from "./record.ts";
 import { EMPTY_DATA_BYTES } from "./record.ts";
@@ -229,6 +230,19 @@ export async function following<R extends { kind: string }>(
     at = follow(here, (result as Moved).to);
   }
   throw sessionUnavailable(`session ${start.sid}: more than ${MAX_HOPS} forward pointers; try again`);
+}
+
+/** What the object holding the session now has stored (forward pointers followed), and where it is. */
+export async function inspectAt(
+  start: SessionAt,
+  call: ObjectCall,
+): Promise<{ stored: StoredSession | undefined; at: SessionAt }> {
+  const { result, at } = await following(start, call, async (stub) => {
+    const stored = await stub.inspect();
+    if (stored?.status === "moved") return { kind: "moved" as const, to: stored.to };
+    return { kind: "here" as const, stored };
+  });
+  return { stored: result.stored, at };
 }
 
 export type Resumed = { session: LiveSession } | { ended: EndReason; at?: number };

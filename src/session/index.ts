@@ -2,6 +2,7 @@ export {
   type CommitOutcome,
   commitChange,
   following,
+  inspectAt,
   type LiveSession,
   type ObjectCall,
   type Resumed,

@@ -1,7 +1,8 @@
+import { EdgeError } from "../errors.ts";
 import { poolStubNamed } from "../origins/client.ts";
 import { ObjectUnavailable } from "../replication/failover.ts";
 import { readFence } from "../replication/store.ts";
-import type { ObjectCall, SessionAt } from "../session/client.ts";
+import { following, inspectAt, type ObjectCall, type SessionAt } from "../session/client.ts";
 import type { Forward, SessionMeta, SessionRecord } from "../session/record.ts";
 import type { PrincipalEntry } from "./policy.ts";
 
@@ -13,8 +14,6 @@ export type EndResult =
   | { status: "gone" }
   /** Its object (or one of its epochs) could not be reached: the revocation is pending. */
   | { status: "unreachable"; code: string; message: string };
-
-const MAX_HOPS = 6;
 
 function follow(at: SessionAt, to: Forward): SessionAt {
   const next: SessionAt = { ...at, epoch: to.epoch, region: to.region };
@@ -40,34 +39,27 @@ function metaOf(r: SessionRecord, at: SessionAt): SessionMeta {
 
 /** Ends the session held at `start`, following forward pointers (migrations, fences). */
 async function endAt(env: Env, start: SessionAt, why: string, call: ObjectCall): Promise<EndResult> {
-  let at = start;
-  for (let hop = 0; hop < MAX_HOPS; hop++) {
-    const here = at;
-    try {
-      // Inspect first: revoke() on an object that holds nothing leaves a tombstone, and the pool's live
-      // counts must only drop for a session that was live.
-      const stored = await call(here, (s) => s.inspect());
-      if (!stored || stored.status === "destroyed") return { status: "gone" };
-      if (stored.status === "moved") {
-        at = follow(here, stored.to);
-        continue;
-      }
-      const result = await call(here, (s) => s.revoke(metaOf(stored, here), why));
-      if (result.kind === "moved") {
-        at = follow(here, result.to);
-        continue;
-      }
-      if (result.kind !== "destroyed") return { status: "gone" };
+  try {
+    // Inspect first: revoke() on an object that holds nothing leaves a tombstone, and the pool's live
+    // counts must only drop for a session that was live.
+    const { stored, at } = await inspectAt(start, call);
+    if (stored?.status !== "active") return { status: "gone" };
+    const { result } = await following(at, call, (s) => s.revoke(metaOf(stored, at), why));
+    if (result.kind !== "destroyed") return { status: "gone" };
+    if (result.counts)
       await poolStubNamed(env, stored.pool)
-        .adjustSessions({ [stored.origin]: -1 }, { [stored.region]: -1 })
+        .adjustSessions(result.counts.sessions, result.counts.regions)
         .catch(() => {});
-      return { status: "revoked" };
-    } catch (e) {
-      if (e instanceof ObjectUnavailable) return { status: "unreachable", code: e.code, message: e.message };
-      return { status: "unreachable", code: "ERR_SESSION_OBJECT_FAILED", message: String(e) };
-    }
+    return { status: "revoked" };
+  } catch (e) {
+    return unreachable(e);
   }
-  return { status: "unreachable", code: "ERR_SESSION_MOVED", message: `more than ${MAX_HOPS} forward pointers` };
+}
+
+function unreachable(e: unknown): { status: "unreachable"; code: string; message: string } {
+  if (e instanceof ObjectUnavailable || e instanceof EdgeError)
+    return { status: "unreachable", code: e.code, message: e.message };
+  return { status: "unreachable", code: "ERR_SESSION_OBJECT_FAILED", message: String(e) };
 }
 
 /**
@@ -77,14 +69,7 @@ async function endAt(env: Env, start: SessionAt, why: string, call: ObjectCall):
  * not keep a session its operator revoked.
  */
 export async function endEntry(env: Env, e: PrincipalEntry, why: string, call: ObjectCall): Promise<EndResult> {
-  const at: SessionAt = {
-    sid: e.sid,
-    epoch: e.epoch,
-    region: e.region,
-    origin: e.origin,
-    createdSec: Math.floor(e.createdAt / 1000),
-    ...(e.jurisdiction ? { jurisdiction: e.jurisdiction } : {}),
-  };
+  const at = entryAt(e);
   const results = [await endAt(env, at, why, call)];
   const fence = await readFence(env.SNAPSHOTS, e.sid).catch(() => undefined);
   if (fence && fence.epoch > e.epoch) results.push(await endAt(env, follow(at, fence), why, call));
@@ -100,7 +85,17 @@ export type Liveness =
   | { state: "unreachable"; code: string };
 
 export async function livenessOf(e: PrincipalEntry, call: ObjectCall): Promise<Liveness> {
-  let at: SessionAt = {
+  try {
+    const { stored, at } = await inspectAt(entryAt(e), call);
+    if (stored?.status !== "active") return { state: "gone" };
+    return { state: "active", record: stored, at };
+  } catch (err) {
+    return { state: "unreachable", code: unreachable(err).code };
+  }
+}
+
+function entryAt(e: PrincipalEntry): SessionAt {
+  return {
     sid: e.sid,
     epoch: e.epoch,
     region: e.region,
@@ -108,19 +103,4 @@ export async function livenessOf(e: PrincipalEntry, call: ObjectCall): Promise<L
     createdSec: Math.floor(e.createdAt / 1000),
     ...(e.jurisdiction ? { jurisdiction: e.jurisdiction } : {}),
   };
-  for (let hop = 0; hop < MAX_HOPS; hop++) {
-    const here = at;
-    try {
-      const stored = await call(here, (s) => s.inspect());
-      if (!stored || stored.status === "destroyed") return { state: "gone" };
-      if (stored.status === "moved") {
-        at = follow(here, stored.to);
-        continue;
-      }
-      return { state: "active", record: stored, at: here };
-    } catch (err) {
-      return { state: "unreachable", code: err instanceof ObjectUnavailable ? err.code : "ERR_SESSION_OBJECT_FAILED" };
-    }
-  }
-  return { state: "unreachable", code: "ERR_SESSION_MOVED" };
 }

@@ -32,6 +32,11 @@ export interface Lineage {
   token: string | undefined;
   /** Cookie mode: the successor cookie the jar holds (set by a login, for a few seconds). */
   successor?: string;
+  /**
+   * API mode: sessions a login of this lineage replaced. As the README asks of API clients, a token
+   * for one of them arriving after the login's answer (from a request sent before it) is not kept.
+   */
+  retired?: Set<string>;
   sids: Set<string>;
   /** Tokens naming an older epoch or region of this lineage's session, as a client idle since then would still hold. */
   oldTokens: Map<string, string>;
@@ -179,6 +184,7 @@ export class ChaosClient {
     }
     const before = lineage.token ? tokenClaims(lineage.token) : undefined;
     const after = tokenClaims(ex.token);
+    if (after && lineage.retired?.has(after.sid)) return;
     if (
       lineage.token &&
       before &&
@@ -341,6 +347,9 @@ export class ChaosClient {
       requestId: `${this.id}/${key}`,
     }).then((ex) => {
       this.adopt(lineage, ex);
+      const before = pre ? tokenClaims(pre)?.sid : undefined;
+      const after = ex.token ? tokenClaims(ex.token)?.sid : undefined;
+      if (this.mode === "api" && before && after && before !== after) (lineage.retired ??= new Set()).add(before);
       return ex;
     });
     const racers = race
