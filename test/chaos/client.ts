@@ -349,7 +349,10 @@ export class ChaosClient {
       this.adopt(lineage, ex);
       const before = pre ? tokenClaims(pre)?.sid : undefined;
       const after = ex.token ? tokenClaims(ex.token)?.sid : undefined;
-      if (this.mode === "api" && before && after && before !== after) (lineage.retired ??= new Set()).add(before);
+      if (this.mode === "api" && before && after && before !== after) {
+        lineage.retired ??= new Set();
+        lineage.retired.add(before);
+      }
       return ex;
     });
     const racers = race
