@@ -188,13 +188,13 @@ restore, from its \`session_restored\` log line. With \`slow\`, detection waits 
 \`SESSION_TIMEOUT_MS\`, so RTO ≈ SESSION_TIMEOUT_MS + restore. Every restored
 session had its data (checked in the forwarded header), epoch 2 and a region other than enam.
 
-### RPO: what the restore loses
+### RPO: what the restore starts without
 
 ${table(
   [
     "runs",
-    "lost writes p50",
-    "lost writes max",
+    "missing writes p50",
+    "missing writes max",
     "window p50 ms",
     "window max ms",
     "snapshot age at restore p50 ms",
@@ -216,11 +216,13 @@ ${table(
 A client writes a counter into the session every 100 ms, each write
 acknowledged before the next, for 2.0–2.9 s (a different point of the 1-second
 snapshot cycle each run); then the region goes down and the next request reads
-the restored counter. Lost writes = last acknowledged counter − restored
+the restored counter. Missing writes = last acknowledged counter − restored
 counter; the window = how long before the failure the restored write had been
-acknowledged, the data lost in time. Both are bounded by the snapshot
-coalescing: at most one second of writes (here at most 10) plus the time to
-write a snapshot. ${raced ? `In ${raced} run(s) the old object's alarm wrote a snapshot after the fault was injected (the injected fault leaves the object running; a real outage would not), which makes those runs optimistic.` : "In no run did the old object write a snapshot after the fault was injected (the injected fault leaves it running; a real outage would not)."} ${
+acknowledged. Both are bounded by the snapshot coalescing: at most one second of
+writes (here at most 10) plus the time to write a snapshot. They are missing, not
+lost: the old object keeps them and hands them to the restored one once it is
+reachable again (catch-up, docs/replication.md); the chaos test checks they come
+back (docs/reliability.md). ${raced ? `In ${raced} run(s) the old object's alarm wrote a snapshot after the fault was injected (the injected fault leaves the object running; a real outage would not), which makes those runs optimistic.` : "In no run did the old object write a snapshot after the fault was injected (the injected fault leaves it running; a real outage would not)."} ${
     staleKv
       ? `**In ${staleKv} run(s) KV held a snapshot of the fenced epoch after the restore** (see Problems).`
       : "After the runs, KV held the restored epoch's snapshot for every session."

@@ -3,7 +3,14 @@ import { readCacheFor } from "../cache/index.ts";
 import { LOCATION_HINTS } from "../config/index.ts";
 import { EdgeError, sessionUnavailable } from "../errors.ts";
 import { evacuateRegion, locateSession } from "../migration/index.ts";
-import { poolStub, poolView, refreshPoolView, regionsDown, reportEnded } from "../origins/index.ts";
+import {
+  forgetObservedRegions,
+  poolStub,
+  poolView,
+  refreshPoolView,
+  regionsDown,
+  reportEnded,
+} from "../origins/index.ts";
 import { ObjectUnavailable, objectCaller, recoverSession } from "../replication/failover.ts";
 import { writeRevocation } from "../replication/store.ts";
 import { following, type SessionAt, type SessionMeta, type SessionRecord } from "../session/index.ts";
@@ -327,6 +334,7 @@ export function registerSessionRoutes(admin: AdminApp): void {
     const cfg = c.get("config");
     requireFaults(cfg.faultInjection);
     await poolStub(c.env, cfg).clearFaults();
+    forgetObservedRegions(cfg);
     await refreshPoolView(c.env, cfg);
     return c.json({ faults: [], propagatesWithinSeconds: cfg.pool.cacheSeconds }, 200);
   });

@@ -90,6 +90,11 @@ export function observeRegionDown(cfg: EdgeConfig, region: string, now = Date.no
   observedDown.set(cfg.pool.name, regions);
 }
 
+/** The operator cleared the injected faults: what this isolate observed while they held is moot. */
+export function forgetObservedRegions(cfg: EdgeConfig): void {
+  observedDown.delete(cfg.pool.name);
+}
+
 /** Regions known to be down: the pool's injected faults plus what this isolate just observed. */
 export function regionsDown(cfg: EdgeConfig, faults: readonly Fault[], now = Date.now()): Set<string> {
   const down = new Set<string>();

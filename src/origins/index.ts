@@ -1,6 +1,7 @@
 export { assignedOrigin, WeightedRoundRobin } from "./choose.ts";
 export {
   currentPoolView,
+  forgetObservedRegions,
   invalidatePoolView,
   observeRegionDown,
   poolStub,

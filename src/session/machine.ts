@@ -48,8 +48,11 @@ export const SNAPSHOT_INTERVAL_MS = 1000;
  * point stays bounded even when KV keeps failing, instead of growing without limit.
  */
 export const MAX_SNAPSHOT_LAG_MS = 15_000;
-/** The most writes kept for catch-up beyond the last snapshot (each at most MAX_PATCH_BYTES). */
-export const MAX_UNSNAPSHOTTED_WRITES = 1000;
+/**
+ * The most writes kept for catch-up beyond the last snapshot. The time bound above is the one that
+ * matters; this one only caps the log of a very hot session (a snapshot covers a second of writes).
+ */
+export const MAX_UNSNAPSHOTTED_WRITES = 20_000;
 /** Hand-over attempts before the migration asks its target to abandon, so it can be aborted. */
 export const HANDOVER_ATTEMPTS_BEFORE_ABORT = 3;
 /** The longest pause between attempts to fence an older epoch after a restore. */
@@ -151,7 +154,13 @@ export type Effect =
   /** Start a migration after this call (automatic migration: the client is elsewhere). */
   | { type: "migrateSoon"; target: Omit<Forward, "epoch"> }
   /** Counts and timeline for the pool; sent by the shell (alarm) or handed to the Worker in the reply. */
-  | { type: "report"; counts?: CountDelta; event?: { name: string; oid: string; detail: string } }
+  | {
+      type: "report";
+      /** The pool (POOL_NAME) whose counts and timeline these are: the session's own, stored in its record. */
+      pool: string;
+      counts?: CountDelta;
+      event?: { name: string; oid: string; detail: string };
+    }
   | { type: "log"; level: "info" | "warn" | "error"; event: string; fields: Record<string, unknown> }
   /** A data point for the metrics dataset (Analytics Engine). */
   | { type: "metric"; point: MetricPoint }
@@ -262,7 +271,7 @@ function current(s: MachineState, now: number): { s: MachineState; effects: Effe
   const expired = expiryReason(stored, now);
   if (expired) {
     const ended = end(s, stored, expired, now);
-    const report: Effect = { type: "report", counts: counts(stored.origin, stored.region, -1) };
+    const report: Effect = { type: "report", pool: stored.pool, counts: counts(stored.origin, stored.region, -1) };
     return { s: ended.state, effects: [...ended.effects, report], read: { kind: "ended", reason: expired, at: now } };
   }
   return { s, effects: [], read: { kind: "active", record: stored } };
@@ -478,7 +487,7 @@ function fence(s: MachineState, e: Extract<SessionEvent, { type: "fence" }>, now
         version: stored.version,
       },
     },
-    { type: "report", counts: counts(stored.origin, stored.region, -1) },
+    { type: "report", pool: stored.pool, counts: counts(stored.origin, stored.region, -1) },
   ];
   const book: Book = { snapshottedVersion: s.book.snapshottedVersion };
   // Writes committed here after the snapshot the newer epoch started from: hand them on (never lost).
@@ -663,6 +672,7 @@ function handOverDone(s: MachineState, e: Extract<SessionEvent, { type: "handOve
       },
       {
         type: "report",
+        pool: stored.pool,
         counts: { sessions: {}, regions: { [from.region]: -1, [e.to.region]: 1 } },
         event: {
           name: "session_migrated",
@@ -704,6 +714,7 @@ function handOverFailed(s: MachineState, e: Extract<SessionEvent, { type: "handO
         },
         {
           type: "report",
+          pool: stored.pool,
           event: {
             name: "migration_aborted",
             oid: stored.origin,
@@ -769,7 +780,8 @@ function alarm(s: MachineState, now: number): Step {
     const expired = expiryReason(stored, now);
     if (expired && !stored.migration) {
       const st = end(s, stored, expired, now);
-      return { ...st, effects: [...st.effects, { type: "report", counts: counts(stored.origin, stored.region, -1) }] };
+      const report: Effect = { type: "report", pool: stored.pool, counts: counts(stored.origin, stored.region, -1) };
+      return { ...st, effects: [...st.effects, report] };
     }
   }
   const due = snapshotDueAt(s);

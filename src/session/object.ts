@@ -141,16 +141,11 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
   }
 
   #report(fx: Extract<Effect, { type: "report" }>): void {
-    const stored = this.#state().stored;
-    const pool = poolStubNamed(this.env, stored && "pool" in stored ? stored.pool : this.#poolName());
+    const pool = poolStubNamed(this.env, fx.pool);
     const calls: Promise<unknown>[] = [];
     if (fx.counts) calls.push(pool.adjustSessions(fx.counts.sessions, fx.counts.regions));
     if (fx.event) calls.push(pool.recordEvent(fx.event.name, fx.event.oid, fx.event.detail));
     this.ctx.waitUntil(Promise.all(calls).catch(() => {}));
-  }
-
-  #poolName(): string {
-    return (this.env as unknown as { POOL_NAME?: string }).POOL_NAME ?? "default";
   }
 
   /** Writes the record as it is now. A stale object (a newer epoch restored elsewhere) fences itself instead. */
