@@ -47,11 +47,6 @@ export async function poolView(env: Env, cfg: EdgeConfig, now = Date.now()): Pro
   }
 }
 
-/** Forget this isolate's copy, after an operator change made here. */
-export function invalidatePoolView(cfg: EdgeConfig): void {
-  cache.delete(cfg.pool.name);
-}
-
 /**
  * The newest view this isolate holds, without I/O. A request reads it before
  * each decision (placement, retry, restore), not only once at its start: an

@@ -2,7 +2,6 @@ export { assignedOrigin, WeightedRoundRobin } from "./choose.ts";
 export {
   currentPoolView,
   forgetObservedRegions,
-  invalidatePoolView,
   observeRegionDown,
   poolStub,
   poolView,

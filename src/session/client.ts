@@ -264,7 +264,7 @@ export async function resumeSession(
 }
 
 /** Where a verified token says the session lives. */
-export function atClaims(claims: AffinityClaims): SessionAt {
+function atClaims(claims: AffinityClaims): SessionAt {
   return {
     sid: claims.sid,
     epoch: claims.ep,
