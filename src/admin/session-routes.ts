@@ -9,6 +9,7 @@ import {
   poolView,
   refreshPoolView,
   regionsDown,
+  reportCounts,
   reportEnded,
 } from "../origins/index.ts";
 import { ObjectUnavailable, objectCaller, recoverSession } from "../replication/failover.ts";
@@ -172,13 +173,7 @@ export function registerSessionRoutes(admin: AdminApp): void {
         pool: active.pool,
       };
       const { result } = await following(at, call, (stub) => stub.revoke(meta));
-      const counts = result.kind === "destroyed" ? result.counts : undefined;
-      if (counts)
-        c.executionCtx.waitUntil(
-          poolStub(c.env, cfg)
-            .adjustSessions(counts.sessions, counts.regions)
-            .catch(() => {}),
-        );
+      if (result.kind === "destroyed") c.executionCtx.waitUntil(reportCounts(c.env, cfg.pool.name, result.counts));
     };
     const revoke = async () => {
       const found = await locateSession(c.env, cfg, sid, call);

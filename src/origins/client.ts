@@ -1,5 +1,6 @@
 import type { EdgeConfig } from "../config/index.ts";
 import { log } from "../log.ts";
+import type { CountDelta } from "../session/record.ts";
 import type { PoolRpc } from "./pool-object.ts";
 import type { Fault, PoolView } from "./types.ts";
 
@@ -11,6 +12,17 @@ export function poolStubNamed(env: Env, name: string): PoolRpc {
 
 export function poolStub(env: Env, cfg: EdgeConfig): PoolRpc {
   return poolStubNamed(env, cfg.pool.name);
+}
+
+/**
+ * Live-session counts a session object decided (it owns them), passed on to its
+ * pool. Best effort: a lost increment is not replayed (README, known limits).
+ */
+export function reportCounts(env: Env, pool: string, counts: CountDelta | undefined): Promise<void> {
+  if (!counts) return Promise.resolve();
+  return poolStubNamed(env, pool)
+    .adjustSessions(counts.sessions, counts.regions)
+    .catch(() => {});
 }
 
 interface CachedView {

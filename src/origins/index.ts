@@ -7,6 +7,7 @@ export {
   poolView,
   refreshPoolView,
   regionsDown,
+  reportCounts,
   reportEnded,
 } from "./client.ts";
 export { OutlierDetector, type OutlierSettings } from "./outlier.ts";

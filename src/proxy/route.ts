@@ -12,6 +12,7 @@ import {
   type PoolView,
   poolStub,
   RecentAssignments,
+  reportCounts,
   steer,
   WeightedRoundRobin,
 } from "../origins/index.ts";
@@ -128,13 +129,7 @@ export async function repin(
       readCacheFor(cfg).afterCommit(s, outcome, askedAt);
       if (outcome.kind === "updated") {
         next = { ...outcome.session, moved: { from: s.origin, reason } };
-        const counts = outcome.counts;
-        if (counts)
-          waitUntil(
-            poolStub(env, cfg)
-              .adjustSessions(counts.sessions, counts.regions)
-              .catch(() => {}),
-          );
+        waitUntil(reportCounts(env, cfg.pool.name, outcome.counts));
       }
     } catch (e) {
       if (!(e instanceof ObjectUnavailable) && !(e instanceof EdgeError)) throw e;

@@ -10,6 +10,7 @@ import {
   type PoolView,
   poolStub,
   regionsDown,
+  reportCounts,
   reportEnded,
 } from "../origins/index.ts";
 import { ObjectUnavailable, type RecoveryScope, recoverSession } from "../replication/failover.ts";
@@ -106,14 +107,8 @@ function recoveryScope(x: RequestScope, oid: string): RecoveryScope {
 }
 
 /** Live-session counts as the session objects decided them, passed on to the pool. */
-function reportCounts(x: RequestScope, counts: readonly (CountDelta | undefined)[]): void {
-  for (const c of counts)
-    if (c)
-      x.waitUntil(
-        poolStub(x.env, x.cfg)
-          .adjustSessions(c.sessions, c.regions)
-          .catch(() => {}),
-      );
+function passCounts(x: RequestScope, counts: readonly (CountDelta | undefined)[]): void {
+  for (const c of counts) x.waitUntil(reportCounts(x.env, x.cfg.pool.name, c));
 }
 
 /**
@@ -135,27 +130,24 @@ export async function sessionFor(x: RequestScope, presented: PresentedToken): Pr
       refused: { code: "ERR_TOKEN_BINDING", message: "the token was issued to a different client (CLIENT_BINDING)" },
     };
   const { claims } = verified;
+  const shown = presentedFrom(claims, token);
   const cache = readCacheFor(cfg);
   const hit = cache.lookup(claims, x.view?.ended?.[claims.sid] !== undefined);
   if (hit) {
-    if (hit.confirm) x.waitUntil(confirmInBackground(x, cache, claims, hit.session, presented.token));
-    return { ...hit.session, presented: presentedFrom(claims, presented.token) };
+    if (hit.confirm) x.waitUntil(confirmInBackground(x, cache, claims, hit.session, token));
+    return { ...hit.session, presented: shown };
   }
   const askedAt = Date.now();
   let resumed: Resumed;
   try {
-    resumed = await resumeSession(cfg, claims, presented.token, x.region, x.call);
+    resumed = await resumeSession(cfg, claims, token, x.region, x.call);
   } catch (e) {
     if (!(e instanceof ObjectUnavailable)) throw e;
     logUnavailable(e);
-    const recovered = await recoverSession(
-      recoveryScope(x, verified.claims.oid),
-      e,
-      presentedFrom(verified.claims, presented.token),
-    );
+    const recovered = await recoverSession(recoveryScope(x, claims.oid), e, shown);
     if (recovered.kind === "refused") return { refused: { code: recovered.code, message: recovered.message } };
     if (recovered.kind === "restored") {
-      reportCounts(x, [recovered.counts]);
+      passCounts(x, [recovered.counts]);
       explainRestore(x.env, recovered.session, e.at.region, e.code);
     }
     resumed =
@@ -173,10 +165,10 @@ export async function sessionFor(x: RequestScope, presented: PresentedToken): Pr
     // A browser that raced its own login may have had its new cookie replaced; it still sends the
     // successor cookie the login set. That is the new session's own token, so it opens no more than
     // the main cookie did before the race; a pre-login token alone (fixation) opens nothing.
-    if (presented.successor && presented.successor !== presented.token) {
+    if (presented.successor && presented.successor !== token) {
       const next = await sessionFor(x, { mode: presented.mode, token: presented.successor });
       // The main cookie is re-issued for it: the stale token is what the client presented.
-      if ("sid" in next) return { ...next, presented: presentedFrom(verified.claims, presented.token) };
+      if ("sid" in next) return { ...next, presented: shown };
     }
     return { refused, rotatedAt: resumed.at };
   }
@@ -354,14 +346,14 @@ export async function applyOriginDirectives(
   const logoutAll = isLogoutAll(upstream.headers);
   switch (outcome.kind) {
     case "updated":
-      reportCounts(x, [outcome.counts]);
+      passCounts(x, [outcome.counts]);
       return { ok: true, session: outcome.session };
     case "rotated":
-      reportCounts(x, outcome.counts);
+      passCounts(x, outcome.counts);
       await afterCommit(x, session, outcome, logoutAll);
       return { ok: true, session: { ...outcome.session, rotated: true } };
     case "logged-out":
-      reportCounts(x, [outcome.counts]);
+      passCounts(x, [outcome.counts]);
       await afterCommit(x, session, outcome, logoutAll);
       return { ok: true, session: undefined };
     case "refused":
@@ -455,7 +447,7 @@ async function commitDurably(x: RequestScope, session: LiveSession, change: Sess
       return { kind: "ended", reason: recovered.reason, ...(recovered.at !== undefined ? { at: recovered.at } : {}) };
     if (recovered.kind === "refused")
       throw sessionUnavailable(`the session could not be restored (${recovered.code}); try again`);
-    if (recovered.kind === "restored") reportCounts(x, [recovered.counts]);
+    if (recovered.kind === "restored") passCounts(x, [recovered.counts]);
     target = { ...recovered.session, ...(session.moved ? { moved: session.moved } : {}) };
   }
   try {

@@ -230,6 +230,15 @@ function auditLog(before: StoredSession | undefined, after: { sid: string; epoch
     );
 }
 
+/** The whole of what a catch-up may have to carry: the document and the login. */
+function wholeState(r: SessionRecord): NonNullable<LogEntry["state"]> {
+  return {
+    data: r.data,
+    ...(r.sub !== undefined ? { sub: r.sub } : {}),
+    ...(r.claims ? { claims: r.claims } : {}),
+  };
+}
+
 /** Stores a changed record: the change goes in the catch-up log, and a snapshot becomes owed. */
 function commit(s: MachineState, record: SessionRecord, now: number, entry?: Omit<LogEntry, "version" | "at">): Step {
   const effects: Effect[] = auditLog(s.stored, record);
@@ -404,13 +413,7 @@ function adopt(s: MachineState, e: Extract<SessionEvent, { type: "adopt" }>, now
   // Rotation keeps the history (its last line is the login that caused it); a migration adds its arrival.
   if (e.via === "migration")
     record = withAudit(record, "migrated_in", `from epoch ${e.from.epoch} in ${e.from.region}`, now);
-  const st = commit({ stored: undefined, book: EMPTY_BOOK }, record, now, {
-    state: {
-      data: record.data,
-      ...(record.sub !== undefined ? { sub: record.sub } : {}),
-      ...(record.claims ? { claims: record.claims } : {}),
-    },
-  });
+  const st = commit({ stored: undefined, book: EMPTY_BOOK }, record, now, { state: wholeState(record) });
   // A rotated session's old id was uncounted when it ended; a migration's counts move on hand-over.
   const delta = e.via === "rotation" ? { counts: counts(record.origin, record.region, 1) } : {};
   // The new epoch snapshots at once (putSnapshot first): a login or a migration is never only in one object.
@@ -467,12 +470,8 @@ function restore(s: MachineState, e: Extract<SessionEvent, { type: "restore" }>,
 function fence(s: MachineState, e: Extract<SessionEvent, { type: "fence" }>, now: number): Step {
   const { stored } = s;
   if (stored?.status !== "active" || stored.epoch >= e.to.epoch) return { state: s, effects: [], reply: none };
-  const moved = movedFrom(
-    withAudit(stored, "fenced", `epoch ${e.to.epoch} in ${e.to.region} took over`, now),
-    e.to,
-    "fenced",
-    now,
-  );
+  // A moved record keeps no audit trail: the fence's line goes to the log only.
+  const moved = movedFrom(stored, e.to, "fenced", now);
   const effects: Effect[] = [
     ...auditLog(stored, withAudit(stored, "fenced", `epoch ${e.to.epoch} in ${e.to.region} took over`, now)),
     {
@@ -498,11 +497,7 @@ function fence(s: MachineState, e: Extract<SessionEvent, { type: "fence" }>, now
       at: now,
       attempt: 0,
       // Kept in case the log no longer reaches back to `base` (it is trimmed as snapshots land).
-      state: {
-        data: stored.data,
-        ...(stored.sub !== undefined ? { sub: stored.sub } : {}),
-        ...(stored.claims ? { claims: stored.claims } : {}),
-      },
+      state: wholeState(stored),
     };
   if (s.book.snapshotted) book.snapshotted = true;
   return { state: { stored: { ...moved, version: stored.version }, book }, effects, reply: none };

@@ -155,9 +155,7 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
     try {
       const key = await snapshotKeyFor(this.env);
       if (!key) return;
-      const fence = await readFence(this.env.SNAPSHOTS, before.stored.sid);
-      if (fence && fence.epoch > before.stored.epoch)
-        return this.#run({ type: "fence", to: fence, base: fence.base ?? 0 });
+      if (await this.#fencedByKv(before.stored.sid, before.stored.epoch)) return;
       // Re-read: the fence check awaited KV, and writes may have landed meanwhile; they go in this snapshot.
       const stored = this.#state().stored;
       if (stored?.status !== "active") return;
@@ -264,9 +262,16 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
   async #checkFence(sid: string, epoch: number): Promise<void> {
     const now = Date.now();
     if (now - this.#fenceCheckedAt < FENCE_CHECK_MS) return;
-    const fence = await readFence(this.env.SNAPSHOTS, sid).catch(() => undefined);
+    await this.#fencedByKv(sid, epoch).catch(() => false);
     this.#fenceCheckedAt = Date.now();
-    if (fence && fence.epoch > epoch) await this.#run({ type: "fence", to: fence, base: fence.base ?? 0 });
+  }
+
+  /** Reads the KV fence a restore leaves; when it names a newer epoch, this object is fenced (true). */
+  async #fencedByKv(sid: string, epoch: number): Promise<boolean> {
+    const fence = await readFence(this.env.SNAPSHOTS, sid);
+    if (!fence || fence.epoch <= epoch) return false;
+    await this.#run({ type: "fence", to: fence, base: fence.base ?? 0 });
+    return true;
   }
 
   /** Runs an RPC's event and returns its reply, which must be of the kind the RPC promises. */
@@ -280,8 +285,7 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
     // Once per instance (a copy coming back after an outage starts a new one): has a restore taken over?
     if (!this.#readFenceChecked && this.#state().stored?.status === "active") {
       this.#readFenceChecked = true;
-      const fence = await readFence(this.env.SNAPSHOTS, meta.sid).catch(() => undefined);
-      if (fence && fence.epoch > meta.epoch) await this.#run({ type: "fence", to: fence, base: fence.base ?? 0 });
+      await this.#fencedByKv(meta.sid, meta.epoch).catch(() => false);
     }
     return this.#ask("read", { type: "read", meta, ...(seenFrom ? { seenFrom } : {}) });
   }

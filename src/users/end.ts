@@ -1,5 +1,5 @@
 import { EdgeError } from "../errors.ts";
-import { poolStubNamed } from "../origins/client.ts";
+import { reportCounts } from "../origins/client.ts";
 import { ObjectUnavailable } from "../replication/failover.ts";
 import { readFence } from "../replication/store.ts";
 import { following, inspectAt, type ObjectCall, type SessionAt } from "../session/client.ts";
@@ -46,10 +46,7 @@ async function endAt(env: Env, start: SessionAt, why: string, call: ObjectCall):
     if (stored?.status !== "active") return { status: "gone" };
     const { result } = await following(at, call, (s) => s.revoke(metaOf(stored, at), why));
     if (result.kind !== "destroyed") return { status: "gone" };
-    if (result.counts)
-      await poolStubNamed(env, stored.pool)
-        .adjustSessions(result.counts.sessions, result.counts.regions)
-        .catch(() => {});
+    await reportCounts(env, stored.pool, result.counts);
     return { status: "revoked" };
   } catch (e) {
     return unreachable(e);
