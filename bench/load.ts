@@ -32,6 +32,8 @@ export interface LoadResult {
   non2xx: number;
   errors: number;
   timeouts: number;
+  /** Microseconds of CPU the serving workerd process spent per request (bench/cpu.ts), when it could be read. */
+  cpuUs?: number;
 }
 
 export function runLoad(spec: LoadSpec): Promise<LoadResult> {

@@ -22,6 +22,7 @@ interface CallFrame {
 interface ProfileNode {
   id: number;
   callFrame: CallFrame;
+  children?: number[];
 }
 interface CpuProfile {
   nodes: ProfileNode[];
@@ -105,6 +106,25 @@ export async function profileScenario(
     byModule.set(module, (byModule.get(module) ?? 0) + 1);
     byFunction.set(fn, (byFunction.get(fn) ?? 0) + 1);
   }
+  // Total time: a sample counts once for every function on its stack (self plus callees).
+  const parent = new Map<number, number>();
+  for (const n of profile.nodes) for (const child of n.children ?? []) parent.set(child, n.id);
+  const nameOf = (id: number): string | undefined => {
+    const frame = frames.get(id);
+    if (!frame || !(frame.url.endsWith(".js") && frame.lineNumber >= 0)) return undefined;
+    return `${frame.functionName || "(anonymous)"}  ${moduleAt(frame.lineNumber)}`;
+  };
+  const inclusive = new Map<string, number>();
+  for (const id of profile.samples) {
+    const seen = new Set<string>();
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+      const name = nameOf(at);
+      if (name && !seen.has(name)) {
+        seen.add(name);
+        inclusive.set(name, (inclusive.get(name) ?? 0) + 1);
+      }
+    }
+  }
   const all = profile.samples.length;
   return [
     `${load.rps.toFixed(0)} req/s under the profiler, ${all} samples`,
@@ -114,5 +134,8 @@ export async function profileScenario(
     "",
     "self time by function:",
     top(byFunction, all, 35),
+    "",
+    "total time by function (itself and what it calls), bundle code only:",
+    top(inclusive, all, 40),
   ].join("\n");
 }

@@ -92,6 +92,7 @@ export function medianResult(rounds: LoadResult[]): LoadResult {
     non2xx: sum((r) => r.non2xx),
     errors: sum((r) => r.errors),
     timeouts: sum((r) => r.timeouts),
+    ...(rounds.every((r) => r.cpuUs !== undefined) ? { cpuUs: pick((r) => r.cpuUs ?? 0) } : {}),
   };
 }
 
@@ -110,6 +111,8 @@ interface Row {
   p50X: string;
   p99: string;
   p99X: string;
+  cpu: string;
+  cpuX: string;
   requests: string;
   failed: string;
 }
@@ -133,6 +136,8 @@ function rows(figures: ScenarioFigures[]): Row[] {
       p50X: ratio(m.p50, base?.p50),
       p99: fmt(m.p99, 2),
       p99X: ratio(m.p99, base?.p99),
+      cpu: m.cpuUs !== undefined ? fmt(m.cpuUs) : "–",
+      cpuX: m.cpuUs !== undefined ? ratio(m.cpuUs, base?.cpuUs) : "–",
       requests: fmt(m.requests),
       failed: fmt(m.non2xx + m.errors + m.timeouts),
     };
@@ -148,10 +153,24 @@ const HEAD: Row = {
   p50X: "× base",
   p99: "p99 ms",
   p99X: "× base",
+  cpu: "workerd µs CPU/req",
+  cpuX: "× base",
   requests: "requests",
   failed: "failed",
 };
-const COLUMNS: (keyof Row)[] = ["label", "rps", "rpsX", "p50", "p50X", "p99", "p99X", "requests", "failed"];
+const COLUMNS: (keyof Row)[] = [
+  "label",
+  "rps",
+  "rpsX",
+  "p50",
+  "p50X",
+  "p99",
+  "p99X",
+  "cpu",
+  "cpuX",
+  "requests",
+  "failed",
+];
 
 export function textTable(figures: ScenarioFigures[]): string {
   const all = [HEAD, ...rows(figures)];

@@ -11,6 +11,7 @@ import { loadavg } from "node:os";
 import { dirname, resolve } from "node:path";
 import { buildAll } from "./build.ts";
 import { stopAll } from "./cleanup.ts";
+import { cpuNanoseconds, processServing } from "./cpu.ts";
 import { startEdge } from "./edge.ts";
 import { type FiguresReport, runFigures } from "./figures/index.ts";
 import { measureFootprint } from "./footprint.ts";
@@ -101,7 +102,14 @@ async function measure(
       await new Promise((r) => setTimeout(r, 1000));
       await targets.origin.reset();
       const logsBefore = workers.map((w) => new Map(w.logs));
-      const result = await runLoad({ ...spec, duration: o.duration });
+      const pid = processServing(spec.url);
+      const cpuBefore = cpuNanoseconds(pid);
+      const load = await runLoad({ ...spec, duration: o.duration });
+      const cpuAfter = cpuNanoseconds(pid);
+      const result =
+        cpuBefore !== undefined && cpuAfter !== undefined && load.requests > 0
+          ? { ...load, cpuUs: (cpuAfter - cpuBefore) / 1000 / load.requests }
+          : load;
       const problems = prepared.check(await targets.origin.stats(), result.requests);
       f.rounds.push(result);
       f.problems.push(...problems.map((p) => (o.rounds > 1 ? `round ${round}: ${p}` : p)));
@@ -115,7 +123,7 @@ async function measure(
       const failed = result.non2xx + result.errors + result.timeouts;
       const notes = [...problems, ...(failed ? [`${failed} failed`] : []), ...logged.map((l) => `workerd: ${l}`)];
       say(
-        `${o.rounds > 1 ? `[${round}/${o.rounds}] ` : ""}${scenario.id.padEnd(18)} ${result.rps.toFixed(0).padStart(6)} req/s  p50 ${result.p50.toFixed(2)} ms  p99 ${result.p99.toFixed(2)} ms${notes.length ? `  CHECK: ${notes.join("; ")}` : ""}`,
+        `${o.rounds > 1 ? `[${round}/${o.rounds}] ` : ""}${scenario.id.padEnd(18)} ${result.rps.toFixed(0).padStart(6)} req/s  p50 ${result.p50.toFixed(2)} ms  p99 ${result.p99.toFixed(2)} ms${result.cpuUs !== undefined ? `  workerd ${result.cpuUs.toFixed(0)} µs CPU/req` : ""}${notes.length ? `  CHECK: ${notes.join("; ")}` : ""}`,
       );
     }
   }

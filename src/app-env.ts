@@ -1,8 +1,7 @@
 import type { EdgeConfig } from "./config/index.ts";
-import type { Trace } from "./observe/index.ts";
 
+/** The operator API's Hono environment (the proxied path does not go through Hono). */
 export interface AppEnv {
   Bindings: Env;
-  /** `trace`: set on proxied requests only (src/observe). */
-  Variables: { config: EdgeConfig; trace?: Trace };
+  Variables: { config: EdgeConfig };
 }

@@ -1,13 +1,13 @@
-import { type Context, Hono } from "hono";
-import { contextStorage } from "hono/context-storage";
+import { Hono } from "hono";
+import { getPath } from "hono/utils/url";
 import { clientFingerprint, limitNewSessions } from "./abuse/index.ts";
 import { ADMIN_BASE, adminRoutes, fromHttpException, HTTPException } from "./admin/index.ts";
 import type { AppEnv } from "./app-env.ts";
-import { ConfigError, loadConfig } from "./config/index.ts";
+import { ConfigError, type EdgeConfig, loadConfig } from "./config/index.ts";
 import { holdLongLived } from "./connections/index.ts";
 import { EdgeError, sessionUnavailable } from "./errors.ts";
 import { log } from "./log.ts";
-import { explain, explainSession, timed } from "./observe/index.ts";
+import { explainResponse, explainSession, Trace, timed } from "./observe/index.ts";
 import { currentPoolView, poolView } from "./origins/index.ts";
 import { DOCUMENT_PATH, sessionDocument } from "./proxy/document.ts";
 import { clientResponse, errorResponse, newSessionFor, readPresentedToken } from "./proxy/index.ts";
@@ -44,12 +44,16 @@ export const JWKS_PATH = "/.well-known/edge-session/jwks.json";
  * forward → the origin's directives → the client's response. The steps live in
  * src/proxy/steps.ts.
  */
-async function proxy(c: Context<AppEnv>): Promise<Response> {
-  const cfg = c.get("config");
-  const request = c.req.raw;
-  const started = await poolView(c.env, cfg);
+async function proxy(
+  request: Request,
+  env: Env,
+  ctx: ExecutionContext,
+  cfg: EdgeConfig,
+  trace: Trace,
+): Promise<Response> {
+  const started = await poolView(env, cfg);
   const x: RequestScope = {
-    env: c.env,
+    env,
     cfg,
     rt: runtimeFor(cfg),
     request,
@@ -58,14 +62,15 @@ async function proxy(c: Context<AppEnv>): Promise<Response> {
     get view() {
       return currentPoolView(cfg) ?? started;
     },
-    waitUntil: (p) => c.executionCtx.waitUntil(p),
-    call: objectCaller(c.env, cfg, () => x.view?.faults ?? []),
+    waitUntil: (p) => ctx.waitUntil(p),
+    call: objectCaller(env, cfg, () => x.view?.faults ?? []),
     binding: await clientFingerprint(request, cfg),
+    trace,
   };
 
   const presented = readPresentedToken(request.headers, cfg.cookieName);
   const learnedIds = await learnedIdsOf(x);
-  const found = await timed("session", () => sessionFor(x, presented));
+  const found = await timed(trace, "session", () => sessionFor(x, presented));
   const learned = routeByLearnedIds(x, learnedIds, "sid" in found ? found.sid : undefined);
   if (learned.kind === "gone") return learnedGone(learned);
   let session: LiveSession;
@@ -80,20 +85,20 @@ async function proxy(c: Context<AppEnv>): Promise<Response> {
       });
     // Not new visitors: a request that raced a login with the pre-login token, and a cookie-less client
     // (MCP) that shows a learned id this layer sealed.
-    if (found.rotatedAt === undefined && learned.kind !== "bound") await limitNewSessions(c.env, request);
+    if (found.rotatedAt === undefined && learned.kind !== "bound") await limitNewSessions(env, request);
     const origin = learnedOrigin(x, learned) ?? x.rt.router.pick(x.view, x.region);
     placement = origin ? { origin, fallback: false } : fallbackOrFail(cfg, "no origin can take new sessions");
     const jur = jurisdictionFor(request, cfg);
     session = newSessionFor(origin?.id ?? placement.origin.id, homeRegion(x, jur), found.refused, jur);
     if (found.rotatedAt !== undefined) session = { ...session, ephemeral: true };
   }
-  explainSession(c.env, session, "sid" in found ? undefined : found.refused);
+  explainSession(env, trace, session, "sid" in found ? undefined : found.refused);
   ({ session, placement } = await followLearnedId(x, learned, session, placement));
   ({ session, placement } = await keepLongLivedOffDrains(x, learned, session, placement));
 
   if (x.binding) session = { ...session, cb: x.binding };
-  const forwarded = await timed("origin", () => forward(withOriginIds(x, learned), session, placement));
-  const applied = await timed("session", () => applyOriginDirectives(x, forwarded.session, forwarded.upstream));
+  const forwarded = await timed(trace, "origin", () => forward(withOriginIds(x, learned), session, placement));
+  const applied = await timed(trace, "session", () => applyOriginDirectives(x, forwarded.session, forwarded.upstream));
   if (!applied.ok) {
     // Not durable, so not acknowledged: the origin's answer is dropped, the client told to retry.
     await forwarded.upstream.body?.cancel().catch(() => {});
@@ -104,7 +109,7 @@ async function proxy(c: Context<AppEnv>): Promise<Response> {
   const upstream = await sealLearnedIds(x, learned, forwarded.upstream, forwarded.session.origin, kept, "sid" in found);
   const response = await clientResponse(cfg, upstream, presented.mode, kept);
   return holdLongLived(
-    c.env,
+    env,
     cfg,
     request.method,
     forwarded.session.origin,
@@ -113,8 +118,9 @@ async function proxy(c: Context<AppEnv>): Promise<Response> {
   );
 }
 
-function onError(err: Error, c: Context<AppEnv>): Response {
-  if (err instanceof HTTPException) return onError(fromHttpException(err), c);
+/** Every failure as the client sees it: a typed JSON error; a 500 only for a bug, and logged. */
+function errorAnswer(err: unknown, path: string): Response {
+  if (err instanceof HTTPException) return errorAnswer(fromHttpException(err), path);
   if (err instanceof EdgeError) {
     if (err.report)
       log("error", "request_failed", {
@@ -122,21 +128,25 @@ function onError(err: Error, c: Context<AppEnv>): Response {
         // The client's body says only ERR_CONFIG; the log says what is wrong.
         message: err instanceof ConfigError ? err.detail : err.message,
         cause: String(err.cause ?? ""),
-        path: c.req.path,
+        path,
       });
     return err.toResponse();
   }
   // A session object that could not be reached, wherever it escaped from: a typed 503, never a 500.
   if (err instanceof ObjectUnavailable)
-    return onError(sessionUnavailable(`the session could not be reached (${err.code}); try again`, err), c);
-  log("error", "request_crashed", { code: "ERR_INTERNAL", message: err.message, stack: err.stack, path: c.req.path });
+    return errorAnswer(sessionUnavailable(`the session could not be reached (${err.code}); try again`, err), path);
+  const e = err instanceof Error ? err : new Error(String(err));
+  log("error", "request_crashed", { code: "ERR_INTERNAL", message: e.message, stack: e.stack, path });
   return new EdgeError("ERR_INTERNAL", "internal error").toResponse();
 }
 
-export function createApp(): Hono<AppEnv> {
+/**
+ * The layer's own paths (the key set, the document endpoint, the operator API),
+ * served by Hono. Its prefixes never reach an origin: a mistyped operator path
+ * (with its admin token or cookie) is a 404 here, not a request forwarded upstream.
+ */
+function layerApp(): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  // The request's context is reachable from the steps (src/observe records what they did).
-  app.use(contextStorage());
   app.use(async function config(c, next) {
     c.set("config", await loadConfig(c.env));
     await next();
@@ -150,13 +160,50 @@ export function createApp(): Hono<AppEnv> {
     return c.json(doc, 200, { "cache-control": "no-store" });
   });
   app.route(ADMIN_BASE, adminRoutes());
-  // The layer's own prefixes never reach an origin: a mistyped operator path (with its admin
-  // token or cookie) must be a 404 here, not a request forwarded upstream.
-  for (const reserved of ["/__edge", "/__edge/*", "/.well-known/edge-session/*"])
-    app.all(reserved, (c) => {
-      throw new EdgeError("ERR_NOT_FOUND", `no such path: ${c.req.path}`, { status: 404, report: false });
-    });
-  app.all("*", explain(), proxy);
-  app.onError(onError);
+  app.all("*", (c) => {
+    throw new EdgeError("ERR_NOT_FOUND", `no such path: ${c.req.path}`, { status: 404, report: false });
+  });
+  app.onError((err, c) => errorAnswer(err, c.req.path));
   return app;
+}
+
+const LAYER_PREFIXES = [ADMIN_BASE, "/.well-known/edge-session"];
+
+/** Whether a path (as Hono reads it: percent-decoded) is the layer's own rather than an origin's. */
+export function isLayerPath(path: string): boolean {
+  return LAYER_PREFIXES.some((p) => path === p || path.startsWith(`${p}/`));
+}
+
+/**
+ * A proxied request, explained (Server-Timing; X-Edge-Session-Status when
+ * configured), errors included. It does not go through Hono: a router and a
+ * context per request are measurable on the path every client request takes.
+ */
+async function proxied(request: Request, env: Env, ctx: ExecutionContext): Promise<Response> {
+  let cfg: EdgeConfig;
+  try {
+    cfg = await loadConfig(env);
+  } catch (e) {
+    return errorAnswer(e, getPath(request));
+  }
+  const trace = new Trace();
+  let response: Response;
+  try {
+    response = await proxy(request, env, ctx, cfg, trace);
+  } catch (e) {
+    response = errorAnswer(e, getPath(request));
+  }
+  return explainResponse(response, trace, cfg.sessionStatusHeader);
+}
+
+export interface App {
+  fetch(request: Request, env: Env, ctx: ExecutionContext): Promise<Response>;
+}
+
+export function createApp(): App {
+  const layer = layerApp();
+  return {
+    fetch: async (request, env, ctx) =>
+      isLayerPath(getPath(request)) ? layer.fetch(request, env, ctx) : proxied(request, env, ctx),
+  };
 }

@@ -1,19 +1,16 @@
-import { tryGetContext } from "hono/context-storage";
-import type { AppEnv } from "../app-env.ts";
-
 /** The Server-Timing metrics the request path reports. */
 export type TimingMetric = "token" | "session" | "origin";
+const METRICS: readonly TimingMetric[] = ["token", "session", "origin"];
 
 /**
  * What one proxied request did, for its Server-Timing and X-Edge-Session-Status
- * headers. It lives in the request's Hono context; the steps reach it through
- * Hono's context storage, so recording a step is one call where it happens,
- * not a parameter threaded through every step.
+ * headers. It travels in the request's scope (src/proxy/steps.ts RequestScope).
  */
 export class Trace {
+  readonly startedAt = performance.now();
   readonly durations = new Map<TimingMetric, number>();
-  /** Steps being timed, innermost last (see timed). */
-  readonly open: { nested: number }[] = [];
+  /** The step being timed now, if any (see timed). */
+  open: { nested: number } | undefined;
   restored = false;
   repin: string | undefined;
   /** Set once the session is known: whether it came from a token, which epoch the token named, and the refusal. */
@@ -21,6 +18,16 @@ export class Trace {
 
   add(metric: TimingMetric, ms: number): void {
     this.durations.set(metric, (this.durations.get(metric) ?? 0) + ms);
+  }
+
+  /** The Server-Timing value: each step timed, then the total (milliseconds, one decimal). */
+  serverTiming(): string {
+    let out = "";
+    for (const metric of METRICS) {
+      const ms = this.durations.get(metric);
+      if (ms !== undefined) out += `${metric};dur=${ms.toFixed(1)},`;
+    }
+    return `${out}total;dur=${(performance.now() - this.startedAt).toFixed(1)}`;
   }
 
   /**
@@ -42,11 +49,6 @@ export class Trace {
   }
 }
 
-/** This request's trace, if the code runs inside a proxied request (not in an object, not in the operator API). */
-export function currentTrace(): Trace | undefined {
-  return tryGetContext<AppEnv>()?.var.trace;
-}
-
 /**
  * Times one step. Steps nest (the origin step re-pins, which calls the session
  * object): a nested step's time counts for its own metric and is taken out of
@@ -56,18 +58,16 @@ export function currentTrace(): Trace | undefined {
  * is pure computation, such as verifying a token with keys already imported,
  * reads 0 in production; RPCs and fetches read true.
  */
-export async function timed<T>(metric: TimingMetric, step: () => Promise<T>): Promise<T> {
-  const trace = currentTrace();
-  if (!trace) return step();
+export async function timed<T>(trace: Trace, metric: TimingMetric, step: () => Promise<T>): Promise<T> {
+  const parent = trace.open;
   const frame = { nested: 0 };
-  const parent = trace.open.at(-1);
-  trace.open.push(frame);
+  trace.open = frame;
   const start = performance.now();
   try {
     return await step();
   } finally {
     const elapsed = performance.now() - start;
-    trace.open.splice(trace.open.indexOf(frame), 1);
+    trace.open = parent;
     trace.add(metric, Math.max(0, elapsed - frame.nested));
     if (parent) parent.nested += elapsed;
   }

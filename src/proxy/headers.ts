@@ -74,23 +74,44 @@ function isClientControlled(canonical: string): boolean {
   );
 }
 
-function connectionTokens(headers: Headers): Set<string> {
-  const value = headers.get("connection") ?? "";
-  return new Set(
-    value
-      .split(",")
-      .map((t) => t.trim().toLowerCase())
-      .filter(Boolean),
-  );
+/** The names a Connection header nominates as hop-by-hop, in canonical form. */
+function connectionTokens(value: string | null): Set<string> | undefined {
+  if (!value) return undefined;
+  const tokens = new Set<string>();
+  for (const t of value.split(",")) {
+    const name = t.trim();
+    if (name) tokens.add(canonicalHeaderName(name));
+  }
+  return tokens;
 }
 
 /** Removes one cookie (every occurrence) from a Cookie header value; undefined if nothing is left. */
 export function withoutCookie(cookieHeader: string, name: string): string | undefined {
-  const kept = cookieHeader
-    .split(";")
-    .map((p) => p.trim())
-    .filter((p) => p && p.split("=", 1)[0]?.trim() !== name);
-  return kept.length ? kept.join("; ") : undefined;
+  return withoutCookies(cookieHeader, new Set([name]));
+}
+
+/** Removes the named cookies (every occurrence) from a Cookie header value, in one pass; undefined if nothing is left. */
+function withoutCookies(cookieHeader: string, names: ReadonlySet<string>): string | undefined {
+  let kept = "";
+  for (const part of cookieHeader.split(";")) {
+    const p = part.trim();
+    if (!p) continue;
+    const eq = p.indexOf("=");
+    if (names.has((eq < 0 ? p : p.slice(0, eq)).trim())) continue;
+    kept = kept ? `${kept}; ${p}` : p;
+  }
+  return kept || undefined;
+}
+
+/** The cookies only the layer reads and writes, for one COOKIE_NAME. */
+const layerCookiesByName = new Map<string, ReadonlySet<string>>();
+function layerCookies(cookieName: string): ReadonlySet<string> {
+  let names = layerCookiesByName.get(cookieName);
+  if (!names) {
+    names = new Set([cookieName, successorCookie(cookieName), ADMIN_COOKIE]);
+    layerCookiesByName.set(cookieName, names);
+  }
+  return names;
 }
 
 export interface ForwardedFor {
@@ -109,25 +130,54 @@ function quoted(value: string): string {
   return `"${value.replace(/["\\]/g, "")}"`;
 }
 
+/** What a request header's name alone says about forwarding it (the Connection header and twins aside). */
+const NameRule = {
+  Keep: 0,
+  Drop: 1,
+  /** Spelled with `_`: dropped when its CGI twin (`-`) is also present, so the origin reads one value. */
+  Twin: 2,
+  Cookie: 3,
+} as const;
+type NameRule = (typeof NameRule)[keyof typeof NameRule];
+
+/**
+ * Header names repeat from request to request: their rule is worked out once
+ * per isolate. Bounded, so a client sending random names cannot grow it.
+ */
+const requestRules = new Map<string, NameRule>();
+const RULES_MAX = 1024;
+
+function requestRule(name: string): NameRule {
+  let rule = requestRules.get(name);
+  if (rule !== undefined) return rule;
+  const canonical = canonicalHeaderName(name);
+  if (HOP_BY_HOP.has(canonical) || isClientControlled(canonical)) rule = NameRule.Drop;
+  // `Content_Length` and the like: a CGI-style origin would read it as the framing header.
+  else if (canonical !== name) rule = FRAMING.has(canonical) ? NameRule.Drop : NameRule.Twin;
+  else rule = name === "cookie" ? NameRule.Cookie : NameRule.Keep;
+  if (requestRules.size >= RULES_MAX) requestRules.clear();
+  requestRules.set(name, rule);
+  return rule;
+}
+
 export function upstreamRequestHeaders(
   incoming: Headers,
   options: { cookieName: string; sessionHeader: string; forwarded: ForwardedFor; webSocket: boolean },
 ): Headers {
-  const drop = new Set([...connectionTokens(incoming)].map(canonicalHeaderName));
-  const names = new Set([...incoming.keys()]);
-  const out = new Headers();
-  for (const [name, value] of incoming) {
-    const canonical = canonicalHeaderName(name);
-    if (HOP_BY_HOP.has(canonical) || drop.has(canonical) || isClientControlled(canonical)) continue;
-    // `X_App` beside `X-App`, or `Content_Length`: a CGI-style origin would read the one as the other.
-    if (canonical !== name && (FRAMING.has(canonical) || names.has(canonical))) continue;
-    if (name === "cookie") {
-      const layerFree = withoutCookie(withoutCookie(value, ADMIN_COOKIE) ?? "", successorCookie(options.cookieName));
-      const rest = withoutCookie(layerFree ?? "", options.cookieName);
-      if (rest) out.append("cookie", rest);
-      continue;
+  const nominated = connectionTokens(incoming.get("connection"));
+  // Copied natively, then pruned: most names are kept as they are.
+  const out = new Headers(incoming);
+  for (const name of incoming.keys()) {
+    const rule = requestRule(name);
+    if (rule === NameRule.Keep && !nominated) continue;
+    if (rule === NameRule.Drop || nominated?.has(canonicalHeaderName(name))) out.delete(name);
+    // `X_App` beside `X-App`: a CGI-style origin would read the one as the other.
+    else if (rule === NameRule.Twin && incoming.has(canonicalHeaderName(name))) out.delete(name);
+    else if (rule === NameRule.Cookie) {
+      const rest = withoutCookies(incoming.get("cookie") ?? "", layerCookies(options.cookieName));
+      if (rest) out.set("cookie", rest);
+      else out.delete("cookie");
     }
-    out.append(name, value);
   }
   if (options.webSocket) {
     // The one hop-by-hop exchange a proxy must pass on for a WebSocket handshake (RFC 6455 §4.1).
@@ -146,20 +196,34 @@ export function upstreamRequestHeaders(
   return out;
 }
 
+/** Response header names the client never sees: hop-by-hop, and the origin's directives to the layer in any spelling. */
+const responseDrops = new Map<string, boolean>();
+
+function droppedFromResponse(name: string): boolean {
+  let drop = responseDrops.get(name);
+  if (drop !== undefined) return drop;
+  // Directives are for the layer, in any spelling an origin may have given them (X_Edge_Session_Set).
+  drop = HOP_BY_HOP.has(name) || canonicalHeaderName(name).startsWith("x-edge-session");
+  if (responseDrops.size >= RULES_MAX) responseDrops.clear();
+  responseDrops.set(name, drop);
+  return drop;
+}
+
 /**
  * Response headers the client may see: no hop-by-hop headers, no X-Edge-Session*
  * (origin → layer directives), and no Set-Cookie for the affinity or operator
  * cookies, which only the layer writes.
  */
 export function cleanResponseHeaders(headers: Headers, cookieName: string): void {
-  const drop = connectionTokens(headers);
+  const nominated = connectionTokens(headers.get("connection"));
+  let setCookie = false;
   for (const name of [...headers.keys()]) {
-    const canonical = canonicalHeaderName(name);
-    // Directives are for the layer, in any spelling an origin may have given them (X_Edge_Session_Set).
-    if (HOP_BY_HOP.has(name) || drop.has(name) || canonical.startsWith("x-edge-session")) headers.delete(name);
+    if (droppedFromResponse(name) || nominated?.has(canonicalHeaderName(name))) headers.delete(name);
+    else if (name === "set-cookie") setCookie = true;
   }
+  if (!setCookie) return;
   const cookies = headers.getSetCookie();
-  const layerOwned = new Set([cookieName, successorCookie(cookieName), ADMIN_COOKIE]);
+  const layerOwned = layerCookies(cookieName);
   const kept = cookies.filter((c) => !layerOwned.has(c.split("=", 1)[0]?.trim() ?? ""));
   if (kept.length !== cookies.length) {
     headers.delete("set-cookie");

@@ -6,6 +6,7 @@ import { JURISDICTION_REGIONS } from "../session/migration.ts";
 import { type ForwardedClaims, type ForwardedSigner, issueAffinityToken } from "../token/index.ts";
 import { cleanResponseHeaders, isWebSocketUpgrade, ORIGIN_AUTH_HEADER, upstreamRequestHeaders } from "./headers.ts";
 import { type TokenMode, writeSuccessor, writeToken } from "./transport.ts";
+import { urlParts } from "./upstream.ts";
 
 export { isLogoutAll, parseDirectives } from "./directives.ts";
 export { isWebSocketUpgrade } from "./headers.ts";
@@ -34,15 +35,11 @@ export async function upstreamHeaders(
   request: Request,
   s: LiveSession,
 ): Promise<Headers> {
-  const url = new URL(request.url);
+  const { host, proto } = urlParts(request.url);
   const headers = upstreamRequestHeaders(request.headers, {
     cookieName: cfg.cookieName,
     sessionHeader: await signer.sign(forwardedClaims(cfg, s), Date.now(), s.dataBytes),
-    forwarded: {
-      clientIp: request.headers.get("cf-connecting-ip") ?? undefined,
-      host: url.host,
-      proto: url.protocol.replace(":", ""),
-    },
+    forwarded: { clientIp: request.headers.get("cf-connecting-ip") ?? undefined, host, proto },
     webSocket: isWebSocketUpgrade(request.headers),
   });
   if (cfg.originAuth) headers.set(ORIGIN_AUTH_HEADER, cfg.originAuth);
@@ -115,7 +112,16 @@ export async function clientResponse(
   mode: TokenMode,
   session: LiveSession | undefined,
 ): Promise<Response> {
-  const headers = new Headers(upstream.headers);
+  // The runtime copies the origin's headers (they are immutable on a fetched response); the copy is pruned in place.
+  const response =
+    upstream.status === 101 && upstream.webSocket
+      ? new Response(null, { status: 101, webSocket: upstream.webSocket, headers: upstream.headers })
+      : new Response(upstream.body, {
+          status: upstream.status,
+          statusText: upstream.statusText,
+          headers: upstream.headers,
+        });
+  const { headers } = response;
   cleanResponseHeaders(headers, cfg.cookieName);
   if (!session) {
     writeToken(headers, mode, cfg, undefined, 0);
@@ -130,9 +136,7 @@ export async function clientResponse(
     if (mode === "cookie" && session.rotated)
       writeSuccessor(headers, cfg, token, Math.min(maxAge, Math.ceil(ROTATION_GRACE_MS / 1000)));
   }
-  if (upstream.status === 101 && upstream.webSocket)
-    return new Response(null, { status: 101, webSocket: upstream.webSocket, headers });
-  return new Response(upstream.body, { status: upstream.status, statusText: upstream.statusText, headers });
+  return response;
 }
 
 /** The layer's own error instead of the origin's answer; `clearToken`: the client is logged out all the same. */

@@ -63,7 +63,7 @@ export async function followLearnedId(
 ): Promise<{ session: LiveSession; placement: Placement }> {
   const to = learnedOrigin(x, route);
   if (!to || placement.origin.id === to.id) return { session, placement };
-  const moved = await repin(x.env, x.cfg, session, to, "learned", x.waitUntil, x.call);
+  const moved = await repin(x, session, to, "learned");
   return { session: moved, placement: { origin: to, fallback: false } };
 }
 

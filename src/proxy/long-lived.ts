@@ -28,6 +28,6 @@ export async function keepLongLivedOffDrains(
   if (!x.view?.origins[placement.origin.id]?.drain) return { session, placement };
   const to = x.rt.router.pick(x.view, x.region, new Set([placement.origin.id]));
   if (!to) return { session, placement };
-  const moved = await repin(x.env, x.cfg, session, to, "drained", x.waitUntil, x.call);
+  const moved = await repin(x, session, to, "drained");
   return { session: moved, placement: { origin: to, fallback: false } };
 }

@@ -17,7 +17,8 @@ import {
   WeightedRoundRobin,
 } from "../origins/index.ts";
 import { ObjectUnavailable } from "../replication/failover.ts";
-import { commitChange, type LiveSession, type ObjectCall } from "../session/index.ts";
+import { commitChange, type LiveSession } from "../session/index.ts";
+import type { RequestScope } from "./steps.ts";
 
 type WaitUntil = (p: Promise<unknown>) => void;
 
@@ -107,14 +108,12 @@ export class Router {
  * of this request tells the new origin where the session came from and why.
  */
 export async function repin(
-  env: Env,
-  cfg: EdgeConfig,
+  x: RequestScope,
   s: LiveSession,
   to: OriginConfig,
   reason: MoveReason,
-  waitUntil: WaitUntil,
-  call: ObjectCall,
 ): Promise<LiveSession> {
+  const { env, cfg, waitUntil, call } = x;
   const home = cfg.pool.failover === "temporary" && reason !== "return_home" ? (s.home ?? s.origin) : undefined;
   let next: LiveSession = { ...s, origin: to.id, moved: { from: s.origin, reason } };
   if (home !== undefined) next.home = home;
@@ -122,7 +121,7 @@ export async function repin(
   if (s.version > 0 || home !== undefined || s.home !== undefined) {
     const askedAt = Date.now();
     try {
-      const outcome = await timed("session", () =>
+      const outcome = await timed(x.trace, "session", () =>
         commitChange(cfg, s, { assign: { oid: to.id, home: home ?? null, reason } }, call),
       );
       // The isolate that re-pins sees the new origin at once (the others within READ_CACHE_SECONDS).
@@ -145,7 +144,7 @@ export async function repin(
       .recordEvent("session_repinned", s.origin, `${s.sid} → ${to.id} (${reason})`)
       .catch(() => {}),
   );
-  explainRepin(env, s, to.id, reason);
+  explainRepin(env, x.trace, s, to.id, reason);
   log("info", "session_repinned", { sid: s.sid, from: s.origin, to: to.id, reason, policy: cfg.pool.failover });
   return next;
 }

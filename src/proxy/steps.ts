@@ -3,7 +3,7 @@ import type { EdgeConfig } from "../config/index.ts";
 import { LOCATION_HINTS } from "../config/index.ts";
 import { EdgeError, type ErrorCode, sessionUnavailable } from "../errors.ts";
 import { log } from "../log.ts";
-import { explainRestore, timed } from "../observe/index.ts";
+import { explainRestore, type Trace, timed } from "../observe/index.ts";
 import {
   type ClientLocation,
   locationHintFor,
@@ -78,6 +78,8 @@ export interface RequestScope {
   call: ObjectCall;
   /** The client's binding digest when CLIENT_BINDING is on. */
   binding: string | undefined;
+  /** What this request did, for Server-Timing and X-Edge-Session-Status. */
+  trace: Trace;
   /** Set when a strict learned id pins the request to its origin: the answer when that origin fails (no other origin is tried). */
   pinned?: (e: EdgeError) => Response;
 }
@@ -121,7 +123,7 @@ export async function sessionFor(x: RequestScope, presented: PresentedToken): Pr
   if (!presented.token) return { refused: undefined };
   const { cfg } = x;
   const token = presented.token;
-  const verified = await timed("token", () =>
+  const verified = await timed(x.trace, "token", () =>
     verifyAffinityToken({ keys: cfg.keys, issuer: cfg.issuer, audience: cfg.affinityAudience }, token),
   );
   if (!verified.ok) return { refused: { code: verified.code, message: verified.message } };
@@ -148,7 +150,7 @@ export async function sessionFor(x: RequestScope, presented: PresentedToken): Pr
     if (recovered.kind === "refused") return { refused: { code: recovered.code, message: recovered.message } };
     if (recovered.kind === "restored") {
       passCounts(x, [recovered.counts]);
-      explainRestore(x.env, recovered.session, e.at.region, e.code);
+      explainRestore(x.env, x.trace, recovered.session, e.at.region, e.code);
     }
     resumed =
       recovered.kind === "ended"
@@ -220,7 +222,7 @@ export async function place(x: RequestScope, s: LiveSession): Promise<{ session:
   if ("stay" in decision) return { session: s, placement: { origin: decision.stay, fallback: false } };
   if (decision.to)
     return {
-      session: await repin(x.env, x.cfg, s, decision.to, decision.move, x.waitUntil, x.call),
+      session: await repin(x, s, decision.to, decision.move),
       placement: { origin: decision.to, fallback: false },
     };
   return { session: s, placement: fallbackOrFail(x.cfg, `session ${s.sid} must leave ${s.origin} (${decision.move})`) };
@@ -279,7 +281,7 @@ export async function forward(
         placement = fallbackOrFail(cfg, `${origin.id} failed and no other origin can take the session`);
         continue;
       }
-      session = await repin(x.env, cfg, session, to, "connect_failed", x.waitUntil, x.call);
+      session = await repin(x, session, to, "connect_failed");
       placement = { origin: to, fallback: false };
       if (!retryable || attempt >= cfg.pool.maxRetries) return { upstream: e.toResponse(), session };
     }

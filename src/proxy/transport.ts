@@ -38,9 +38,10 @@ export function readPresentedToken(headers: Headers, cookieName: string): Presen
   }
   const cookieHeader = headers.get("cookie");
   if (!cookieHeader) return { mode: "cookie", token: undefined };
-  const jar = parse(cookieHeader);
-  const successor = jar[successorCookie(cookieName)];
-  return { mode: "cookie", token: jar[cookieName], ...(successor ? { successor } : {}) };
+  // Only the two cookies the layer reads are parsed (the successor is absent but for 30 s after a login).
+  const name = successorCookie(cookieName);
+  const successor = parse(cookieHeader, name)[name];
+  return { mode: "cookie", token: parse(cookieHeader, cookieName)[cookieName], ...(successor ? { successor } : {}) };
 }
 
 /** `token` undefined clears the client's token (logout). */

@@ -98,11 +98,37 @@ function isLocationHint(reg: string): reg is LocationHint {
 /** One object per (sid, epoch): a later epoch (migration, failover) is a new object, never the same one moved. */
 export function sessionStub(env: Env, sid: string, ep: number, reg: string, jur?: string): SessionRpc {
   const { ns, name } = namespaceFor(env, jur, `${sid}:${ep}`);
-  const id = ns.idFromName(name);
+  const id = idFor(ns, name, jur === undefined);
   const stub = isLocationHint(reg) ? ns.get(id, { locationHint: reg }) : ns.get(id);
   // The generated RPC stub type recurses through the JSON session document
   // deeply enough to stall tsc; the object implements SessionRpc, so say so.
   return stub as unknown as SessionRpc;
+}
+
+/**
+ * Object ids by name, per namespace: deriving one hashes the name, and in
+ * strict mode every request needs its session's id. An id is a value (no I/O),
+ * so it may outlive the request that made it. Only the default namespace is
+ * kept: a jurisdiction's namespace handle is a new object each time.
+ */
+const ids = new WeakMap<Env["SESSIONS"], Map<string, DurableObjectId>>();
+const IDS_MAX = 10_000;
+
+function idFor(ns: Env["SESSIONS"], name: string, keep: boolean): DurableObjectId {
+  if (!keep) return ns.idFromName(name);
+  let byName = ids.get(ns);
+  if (!byName) {
+    byName = new Map();
+    ids.set(ns, byName);
+  }
+  let id = byName.get(name);
+  if (!id) {
+    id = ns.idFromName(name);
+    // Bounded: when full, the oldest name goes (insertion order).
+    if (byName.size >= IDS_MAX) byName.delete(byName.keys().next().value as string);
+    byName.set(name, id);
+  }
+  return id;
 }
 
 let emulationLogged = false;

@@ -51,20 +51,32 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
   #alarmAt: number | null | undefined;
   #fenceCheckedAt = 0;
   #readFenceChecked = false;
+  /**
+   * The state as last read or written. This object is its only writer, so the
+   * copy in memory is never behind storage; a read then costs no storage read and
+   * no decoding. The machine never changes a state in place (it returns new
+   * objects), so handing out this copy is safe.
+   */
+  #held: MachineState | undefined;
 
   #state(): MachineState {
+    if (this.#held) return this.#held;
     const kv = this.ctx.storage.kv;
-    return { stored: kv.get<StoredSession>(KEY), book: kv.get<Book>(BOOK) ?? EMPTY_BOOK };
+    this.#held = { stored: kv.get<StoredSession>(KEY), book: kv.get<Book>(BOOK) ?? EMPTY_BOOK };
+    return this.#held;
   }
 
   /** Writes only what the step changed (it returns the same objects when nothing did): reads stay write-free. */
   #persist(before: MachineState, after: MachineState): void {
     const kv = this.ctx.storage.kv;
+    // Until the writes below are done, storage is the truth: a write that throws leaves no copy to trust.
+    this.#held = undefined;
     if (after.stored !== before.stored) {
       if (after.stored) kv.put(KEY, after.stored);
       else kv.delete(KEY);
     }
     if (after.book !== before.book) kv.put(BOOK, after.book);
+    this.#held = after;
   }
 
   /** Steps one event, persists it, runs its effects; returns the reply (a follow-up may refine it). */
@@ -114,6 +126,7 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
       case "purge":
         await this.ctx.storage.deleteAlarm();
         await this.ctx.storage.deleteAll();
+        this.#held = undefined;
         this.#alarmAt = null;
         return;
       case "deleteSnapshot":
@@ -325,6 +338,15 @@ export class SessionObject extends DurableObject<Env> implements SessionRpc {
   /** Server-side end of a session (operator revoke). */
   async revoke(meta: SessionMeta, why?: string): Promise<WriteResult> {
     return this.#ask("write", { type: "revoke", meta, ...(why ? { why } : {}) });
+  }
+
+  /**
+   * Forgets the state held in memory; the next event reads storage. For
+   * storage changed outside the machine: tests that move a session's clock
+   * back or stage a stalled hand-over. No Worker path calls it.
+   */
+  dropHeldState(): void {
+    this.#held = undefined;
   }
 
   async inspect(): Promise<StoredSession | undefined> {

@@ -141,17 +141,19 @@ function rejection(e: unknown): { code: TokenRejection; message: string } {
  * hit proves what a fresh verification would. A new key set is a new ring and
  * starts empty. The time checks (exp, nbf) are repeated on every hit.
  */
-const verified = new WeakMap<KeyRing, Map<string, AffinityClaims & { nbf?: number }>>();
+interface Verified {
+  claims: AffinityClaims & { nbf?: number };
+  /** The checks that do not depend on time, beside the key ring. */
+  issuer: string;
+  audience: string;
+}
+const verified = new WeakMap<KeyRing, Map<string, Verified>>();
 const VERIFIED_MAX = 10_000;
 
-/** The checks that do not depend on time, beside the key ring: issuer and audience. */
-function cacheKey(ctx: TokenContext, token: string): string {
-  return `${ctx.issuer}\u0000${ctx.audience}\u0000${token}`;
-}
-
 function cachedClaims(ctx: TokenContext, token: string, now: number): AffinityClaims | undefined {
-  const claims = verified.get(ctx.keys)?.get(cacheKey(ctx, token));
-  if (!claims) return undefined;
+  const hit = verified.get(ctx.keys)?.get(token);
+  if (!hit || hit.issuer !== ctx.issuer || hit.audience !== ctx.audience) return undefined;
+  const { claims } = hit;
   const sec = now / 1000;
   if (claims.exp + CLOCK_TOLERANCE <= sec || (claims.nbf ?? 0) - CLOCK_TOLERANCE > sec) return undefined;
   return claims;
@@ -165,7 +167,7 @@ function remember(ctx: TokenContext, token: string, claims: AffinityClaims & { n
   }
   // Bounded: when full, drop the oldest entry (insertion order).
   if (map.size >= VERIFIED_MAX) map.delete(map.keys().next().value as string);
-  map.set(cacheKey(ctx, token), claims);
+  map.set(token, { claims, issuer: ctx.issuer, audience: ctx.audience });
 }
 
 /**
@@ -181,10 +183,11 @@ export async function verifyAffinityToken(
 ): Promise<AffinityVerification> {
   if (token.length > MAX_TOKEN_LENGTH)
     return { ok: false, code: "ERR_TOKEN_TOO_LARGE", message: `token longer than ${MAX_TOKEN_LENGTH} characters` };
-  if (!isCanonicalCompact(token))
-    return { ok: false, code: "ERR_TOKEN_MALFORMED", message: "not a canonical compact JWS (RFC 7515 §3.1, §2)" };
+  // The exact string verified before: it passed every check below but the time ones, which cachedClaims repeats.
   const hit = cachedClaims(ctx, token, now);
   if (hit) return { ok: true, claims: hit };
+  if (!isCanonicalCompact(token))
+    return { ok: false, code: "ERR_TOKEN_MALFORMED", message: "not a canonical compact JWS (RFC 7515 §3.1, §2)" };
   try {
     const { payload } = await jwtVerify(token, (header) => keyFor(ctx.keys, header), {
       algorithms: ctx.keys.algorithms,

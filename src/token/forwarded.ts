@@ -1,4 +1,5 @@
 import { type JWTPayload, jwtVerify, SignJWT } from "jose";
+import { LRUCache } from "lru-cache";
 import type { KeyRing } from "./keys.ts";
 
 /** RFC 8725 §3.11: a distinct `typ` (and `aud`) from the affinity token's. */
@@ -7,7 +8,9 @@ export const FORWARDED_TYP = "edge-session+jwt";
 export const FORWARDED_TTL = 120;
 /** A signed header is reused for the same session state for this long (seconds). */
 const REUSE_FOR = 30;
-const CACHE_ENTRIES = 2048;
+/** Signed headers kept per isolate: as many sessions as the read cache holds, bounded by bytes too. */
+const CACHE_ENTRIES = 10_000;
+const CACHE_BYTES = 8 * 1024 * 1024;
 /** Seconds of clock skew tolerated when the layer checks a forwarded header an origin hands back. */
 const CLOCK_TOLERANCE = 5;
 
@@ -77,7 +80,11 @@ export type ForwardedVerification =
  * FORWARDED_TTL - REUSE_FOR seconds of validity left.
  */
 export class ForwardedSigner {
-  readonly #cache = new Map<string, CacheEntry>();
+  readonly #cache = new LRUCache<string, CacheEntry>({
+    max: CACHE_ENTRIES,
+    maxSize: CACHE_BYTES,
+    sizeCalculation: (e) => e.jws.length + 64,
+  });
 
   constructor(
     readonly keys: KeyRing,
@@ -100,15 +107,7 @@ export class ForwardedSigner {
   /** `dataBytes`: the size of `claims.data` as JSON, when the caller knows it (the record does). */
   async sign(claims: ForwardedClaims, now = Date.now(), dataBytes?: number): Promise<string> {
     const iat = Math.floor(now / 1000);
-    const key = [
-      this.keys.signer.kid,
-      claims.sid,
-      claims.ver,
-      claims.oid,
-      claims.reg,
-      claims.ep,
-      claims.prev_oid ?? "",
-    ].join("\u0000");
+    const key = `${this.keys.signer.kid}\u0000${claims.sid}\u0000${claims.ver}\u0000${claims.oid}\u0000${claims.reg}\u0000${claims.ep}\u0000${claims.prev_oid ?? ""}`;
     const hit = this.#cache.get(key);
     if (hit && iat - hit.iat < REUSE_FOR && iat >= hit.iat) return hit.jws;
     const measured = dataBytes ?? (claims.data ? encoder.encode(JSON.stringify(claims.data)).byteLength : 0);
@@ -119,7 +118,6 @@ export class ForwardedSigner {
       fitted = fitForwarded(claims, Number.POSITIVE_INFINITY, (c, extra) => this.#sizeOf(iat, c, extra), this.maxBytes);
       jws = await this.#signNow(fitted, iat);
     }
-    if (this.#cache.size >= CACHE_ENTRIES) this.#cache.clear();
     this.#cache.set(key, { jws, iat });
     return jws;
   }

@@ -82,7 +82,7 @@ describe("a change is acknowledged only once it is durable", () => {
     const e = await pool();
     const { client, sid } = await loggedIn(e);
     // Freeze the session as a stalled hand-over would, with no retry due for a long while.
-    await runInDurableObject(objectAt(sid, 1), (_o: SessionObject, state) => {
+    await runInDurableObject(objectAt(sid, 1), (o: SessionObject, state) => {
       const r = state.storage.kv.get<SessionRecord>("session");
       if (!r) throw new Error("no session");
       state.storage.kv.put("session", {
@@ -91,6 +91,7 @@ describe("a change is acknowledged only once it is durable", () => {
       });
       const book = state.storage.kv.get<Record<string, unknown>>("book") ?? {};
       state.storage.kv.put("book", { ...book, handOverRetry: { at: Date.now() + 3_600_000 } });
+      o.dropHeldState();
     });
     const write = await client.send("/", set({ lost: "never" }));
     expect(write.status).toBe(503);
@@ -108,7 +109,7 @@ describe("a change is acknowledged only once it is durable", () => {
     const e = await pool();
     const { client, sid } = await loggedIn(e);
     // The next epoch's object will never take the state (as a hand-over that fails every time).
-    await runInDurableObject(objectAt(sid, 2), (_o: SessionObject, state) => {
+    await runInDurableObject(objectAt(sid, 2), (o: SessionObject, state) => {
       state.storage.kv.put("session", {
         status: "destroyed",
         sid,
@@ -117,6 +118,7 @@ describe("a change is acknowledged only once it is durable", () => {
         endedAt: Date.now(),
         purgeAt: Date.now() + 3_600_000,
       });
+      o.dropHeldState();
     });
     const res = await migrate(e, sid, { region: "weur" });
     expect(res.status).toBe(409);

@@ -120,14 +120,22 @@ describe("upstreamUrl", () => {
   it("keeps the configured scheme, host and port whatever path the client sends (2,000 cases)", () => {
     fc.assert(
       fc.property(fc.webPath(), fc.webQueryParameters(), (path, query) => {
-        const url = upstreamUrl(
-          "http://127.0.0.1:8080/base",
-          `https://edge.test${path.startsWith("/") ? path : `/${path}`}?${query}`,
-        );
+        // Request.url as the runtime hands it over: serialized.
+        const requestUrl = new URL(`https://edge.test${path.startsWith("/") ? path : `/${path}`}?${query}`).href;
+        const url = new URL(upstreamUrl("http://127.0.0.1:8080/base", requestUrl));
         expect(url.origin).toBe("http://127.0.0.1:8080");
         expect(url.pathname.startsWith("/base/")).toBe(true);
       }),
       { numRuns: 2000 },
+    );
+  });
+
+  it("sends a path that looks like an authority to the configured origin, with the query and without a fragment", () => {
+    expect(upstreamUrl("http://127.0.0.1:8080/", "https://edge.test//evil.example/x?a=1#frag")).toBe(
+      "http://127.0.0.1:8080//evil.example/x?a=1",
+    );
+    expect(upstreamUrl("http://127.0.0.1:8080/base/?ignored=1", "https://edge.test/")).toBe(
+      "http://127.0.0.1:8080/base/",
     );
   });
 });

@@ -71,10 +71,11 @@ async function cacheOf(e: Env) {
 
 /** Edits what the object holds, behind every isolate's back. */
 async function editObject(sid: string, edit: (r: SessionRecord) => SessionRecord, ep = 1) {
-  await runInDurableObject(objectAt(sid, ep), (_o: SessionObject, state) => {
+  await runInDurableObject(objectAt(sid, ep), (o: SessionObject, state) => {
     const r = state.storage.kv.get<SessionRecord>("session");
     if (!r) throw new Error("no record");
     state.storage.kv.put("session", edit(r));
+    o.dropHeldState();
   });
 }
 

@@ -20,10 +20,11 @@ async function stored(sid: string) {
 
 /** Moves the session's clock back: as if `ms` had passed since it was last seen and created. */
 async function age(sid: string, ms: number, field: "lastSeen" | "createdAt") {
-  await runInDurableObject(stubFor(sid), (_o: SessionObject, state) => {
+  await runInDurableObject(stubFor(sid), (o: SessionObject, state) => {
     const r = state.storage.kv.get<SessionRecord>("session");
     if (!r) throw new Error("no record");
     state.storage.kv.put("session", { ...r, [field]: r[field] - ms });
+    o.dropHeldState();
   });
 }
 
@@ -95,9 +96,10 @@ describe("idle and absolute timeouts", () => {
     const { record } = await stored(sid);
     expect(record).toMatchObject({ status: "destroyed", reason: "logout" });
     expect(JSON.stringify(record)).not.toContain("tea");
-    await runInDurableObject(stubFor(sid), (_o: SessionObject, state) => {
+    await runInDurableObject(stubFor(sid), (o: SessionObject, state) => {
       const t = state.storage.kv.get<{ purgeAt: number }>("session");
       state.storage.kv.put("session", { ...t, purgeAt: Date.now() - 1 });
+      o.dropHeldState();
     });
     expect(await runDurableObjectAlarm(stubFor(sid))).toBe(true);
     expect((await stored(sid)).record).toBeUndefined();

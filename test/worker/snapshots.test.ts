@@ -206,6 +206,7 @@ describe("snapshots and fences", () => {
     await runInDurableObject(objectAt(sid, 1), async (o: SessionObject, state) => {
       const book = state.storage.kv.get<Record<string, unknown>>("book") ?? {};
       state.storage.kv.put("book", { ...book, snapshottedVersion: 0, lastSnapshotAt: 0, owedSince: 0 });
+      o.dropHeldState();
       await o.alarm();
     });
     expect(await env.SNAPSHOTS.get(`snap:${sid}`)).toBe(before);

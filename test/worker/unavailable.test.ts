@@ -2,7 +2,9 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config/index.ts";
+import { Trace } from "../../src/observe/index.ts";
 import { Router, repin } from "../../src/proxy/route.ts";
+import { type RequestScope, runtimeFor } from "../../src/proxy/steps.ts";
 import { objectCaller } from "../../src/replication/failover.ts";
 import type { LiveSession } from "../../src/session/index.ts";
 import { BrowserClient } from "./harness.ts";
@@ -106,7 +108,20 @@ describe("re-pin of a session whose object cannot be reached", () => {
     const to = new Router(cfg).pick(undefined, "enam", new Set([session.origin]));
     if (!to) throw new Error("no other origin");
     const call = objectCaller(env, cfg, [{ target: "region:enam", mode: "down" }]);
-    const moved = await repin(e, cfg, session, to, "drained", () => {}, call);
+    const request = new Request("https://edge.test/");
+    const x: RequestScope = {
+      env: e,
+      cfg,
+      rt: runtimeFor(cfg),
+      request,
+      region: "enam",
+      view: undefined,
+      waitUntil: () => {},
+      call,
+      binding: undefined,
+      trace: new Trace(),
+    };
+    const moved = await repin(x, session, to, "drained");
     expect(moved).toMatchObject({
       sid: session.sid,
       origin: to.id,
