@@ -254,12 +254,22 @@ export function summaryMarkdown(r: Pick<BenchReport, "figures" | "objectCalls" |
     const c = r.objectCalls.find((o) => o.id === id);
     return c ? `${fmt(c.sessionCallsPerRequest, 3)} (+ ${fmt(c.poolCallsPerRequest, 3)} pool)` : "–";
   };
+  const cpu = (id: string) => {
+    const f = by(id);
+    const base = f && baseFor(r.figures, f);
+    return f?.median.cpuUs !== undefined && base?.cpuUs !== undefined
+      ? `${fmt(f.median.cpuUs)} µs (${fmt(f.median.cpuUs / base.cpuUs, 2)}×)`
+      : "–";
+  };
   const n = r.options.connections;
   const lines = [
     "| figure | cache on | strict | target (cache on) |",
     "| --- | ---: | ---: | --- |",
     `| steady state, 200 sessions × 300 B read on every request, × bare Worker | ${x("session-read")} | ${x("session-read-strict")} | ≥ 0.9× (strict ≥ 0.7×) |`,
+    `| … the floor of the cache's path: bare Worker + a proxy hop's header rewriting, no session logic | ${x("floor-rewrite")} | | |`,
     `| … the floor of strict mode: bare Worker + one trivial Durable Object RPC (20 / 1 connections) | | ${x("floor")} / ${x("floor-1c")} | |`,
+    `| workerd CPU per request, steady state (bare Worker: ${cpu("baseline").split(" (")[0]}) | ${cpu("session-read")} | ${cpu("session-read-strict")} | |`,
+    `| … the floors: header rewriting; one trivial RPC | ${cpu("floor-rewrite")} | ${cpu("floor")} | |`,
     `| steady state at 1 connection, × bare Worker | ${x("session-read-1c")} | ${x("session-read-strict-1c")} | |`,
     `| a write on every request, × bare Worker | ${x("session-write")} | | |`,
     `| a new session on every request, × bare Worker | ${x("new-session")} | | |`,

@@ -285,6 +285,32 @@ function floorScenario(id: string, label: string, objects: number, connections?:
   };
 }
 
+/**
+ * The bare Worker plus the work any proxy owning a trust boundary does per request (request headers
+ * rewritten, origin timeout, response rebuilt and pruned, Server-Timing), with no session logic: the
+ * floor of the read cache's path. Sent with the session cookies of the read scenario's size.
+ */
+function rewriteFloorScenario(id: string, label: string): Scenario {
+  return {
+    id,
+    label,
+    target: "baseline",
+    what: "the baseline plus request headers rewritten (cookie and forwarding headers out, forwarding headers and a 700-byte session header in), a 10 s origin timer, the response rebuilt with its headers pruned and Server-Timing added: the floor of the read cache's path",
+    async prepare(t) {
+      const cookie = `__Host-edge-session=${"t".repeat(300)}`;
+      await get(`${t.baseline}/`, { "x-floor-rewrite": "1", cookie });
+      return {
+        spec: { url: `${t.baseline}/`, headers: { "x-floor-rewrite": "1", cookie } },
+        check: (s, n) => [
+          ...(about(s.withSessionHeader, n, t.connections)
+            ? []
+            : [`${s.withSessionHeader} session headers, ${n} answered`]),
+        ],
+      };
+    },
+  };
+}
+
 /** The steady state the issue names: 200 live sessions of about 300 bytes, read on every request. */
 const STEADY = { sessions: 200, bytes: 300 };
 
@@ -292,6 +318,7 @@ export const SCENARIOS: Scenario[] = [
   baselineScenario("baseline", "baseline: bare pass-through Worker"),
   readScenario("session-read", "edge-session: steady-state read, cache on", { mode: "cached", ...STEADY }),
   readScenario("session-read-strict", "edge-session: steady-state read, strict", { mode: "strict", ...STEADY }),
+  rewriteFloorScenario("floor-rewrite", "floor: bare Worker + a proxy hop's header rewriting (no session)"),
   floorScenario("floor", "floor: bare Worker + one trivial Durable Object RPC", STEADY.sessions),
   readScenario("read-20-sessions", "read, cache on: 20 sessions", { mode: "cached", sessions: 20, bytes: 300 }),
   readScenario("read-2000-sessions", "read, cache on: 2,000 sessions", { mode: "cached", sessions: 2000, bytes: 300 }),

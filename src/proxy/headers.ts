@@ -160,39 +160,38 @@ function requestRule(name: string): NameRule {
   return rule;
 }
 
+/** Header name/value pairs, as fetch takes them: the runtime builds its Headers from them in one step. */
+export type HeaderPairs = [string, string][];
+
 export function upstreamRequestHeaders(
   incoming: Headers,
   options: { cookieName: string; sessionHeader: string; forwarded: ForwardedFor; webSocket: boolean },
-): Headers {
+): HeaderPairs {
   const nominated = connectionTokens(incoming.get("connection"));
-  // Copied natively, then pruned: most names are kept as they are.
-  const out = new Headers(incoming);
-  for (const name of incoming.keys()) {
+  let names: Set<string> | undefined;
+  const out: HeaderPairs = [];
+  for (const [name, value] of incoming) {
     const rule = requestRule(name);
-    if (rule === NameRule.Keep && !nominated) continue;
-    if (rule === NameRule.Drop || nominated?.has(canonicalHeaderName(name))) out.delete(name);
-    // `X_App` beside `X-App`: a CGI-style origin would read the one as the other.
-    else if (rule === NameRule.Twin && incoming.has(canonicalHeaderName(name))) out.delete(name);
-    else if (rule === NameRule.Cookie) {
-      const rest = withoutCookies(incoming.get("cookie") ?? "", layerCookies(options.cookieName));
-      if (rest) out.set("cookie", rest);
-      else out.delete("cookie");
+    if (rule === NameRule.Drop || nominated?.has(canonicalHeaderName(name))) continue;
+    if (rule === NameRule.Twin) {
+      // `X_App` beside `X-App`: a CGI-style origin would read the one as the other.
+      names ??= new Set(incoming.keys());
+      if (names.has(canonicalHeaderName(name))) continue;
     }
+    if (rule === NameRule.Cookie) {
+      const rest = withoutCookies(value, layerCookies(options.cookieName));
+      if (rest) out.push(["cookie", rest]);
+      continue;
+    }
+    out.push([name, value]);
   }
-  if (options.webSocket) {
+  if (options.webSocket)
     // The one hop-by-hop exchange a proxy must pass on for a WebSocket handshake (RFC 6455 §4.1).
-    out.set("upgrade", "websocket");
-    out.set("connection", "Upgrade");
-  }
+    out.push(["upgrade", "websocket"], ["connection", "Upgrade"]);
   const { clientIp, host, proto } = options.forwarded;
-  out.set("forwarded", `for=${forwardedNode(clientIp)};host=${quoted(host)};proto=${proto}`);
-  if (clientIp) {
-    out.set("x-forwarded-for", clientIp);
-    out.set("x-real-ip", clientIp);
-  }
-  out.set("x-forwarded-host", host);
-  out.set("x-forwarded-proto", proto);
-  out.set("x-edge-session", options.sessionHeader);
+  out.push(["forwarded", `for=${forwardedNode(clientIp)};host=${quoted(host)};proto=${proto}`]);
+  if (clientIp) out.push(["x-forwarded-for", clientIp], ["x-real-ip", clientIp]);
+  out.push(["x-forwarded-host", host], ["x-forwarded-proto", proto], ["x-edge-session", options.sessionHeader]);
   return out;
 }
 

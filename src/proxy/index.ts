@@ -4,7 +4,13 @@ import { log } from "../log.ts";
 import { type LiveSession, ROTATION_GRACE_MS, startSession } from "../session/index.ts";
 import { JURISDICTION_REGIONS } from "../session/migration.ts";
 import { type ForwardedClaims, type ForwardedSigner, issueAffinityToken } from "../token/index.ts";
-import { cleanResponseHeaders, isWebSocketUpgrade, ORIGIN_AUTH_HEADER, upstreamRequestHeaders } from "./headers.ts";
+import {
+  cleanResponseHeaders,
+  type HeaderPairs,
+  isWebSocketUpgrade,
+  ORIGIN_AUTH_HEADER,
+  upstreamRequestHeaders,
+} from "./headers.ts";
 import { type TokenMode, writeSuccessor, writeToken } from "./transport.ts";
 import { urlParts } from "./upstream.ts";
 
@@ -34,7 +40,7 @@ export async function upstreamHeaders(
   signer: ForwardedSigner,
   request: Request,
   s: LiveSession,
-): Promise<Headers> {
+): Promise<HeaderPairs> {
   const { host, proto } = urlParts(request.url);
   const headers = upstreamRequestHeaders(request.headers, {
     cookieName: cfg.cookieName,
@@ -42,7 +48,7 @@ export async function upstreamHeaders(
     forwarded: { clientIp: request.headers.get("cf-connecting-ip") ?? undefined, host, proto },
     webSocket: isWebSocketUpgrade(request.headers),
   });
-  if (cfg.originAuth) headers.set(ORIGIN_AUTH_HEADER, cfg.originAuth);
+  if (cfg.originAuth) headers.push([ORIGIN_AUTH_HEADER, cfg.originAuth]);
   return headers;
 }
 

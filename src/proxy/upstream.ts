@@ -42,7 +42,7 @@ export function upstreamUrl(originUrl: string, requestUrl: string): string {
 
 export interface UpstreamInit {
   method: string;
-  headers: Headers;
+  headers: HeadersInit;
   body: ReadableStream | ArrayBuffer | null;
   /** Milliseconds to wait for the response headers. */
   timeoutMs: number;
