@@ -4,7 +4,7 @@ import { clientFingerprint, limitNewSessions } from "./abuse/index.ts";
 import { ADMIN_BASE, adminRoutes, fromHttpException, HTTPException } from "./admin/index.ts";
 import type { AppEnv } from "./app-env.ts";
 import { ConfigError, type EdgeConfig, loadConfig } from "./config/index.ts";
-import { holdLongLived } from "./connections/index.ts";
+import { holdLongLived, longLivedRequest } from "./connections/index.ts";
 import { EdgeError, sessionUnavailable } from "./errors.ts";
 import { log } from "./log.ts";
 import { explainResponse, explainSession, Trace, timed } from "./observe/index.ts";
@@ -65,6 +65,7 @@ async function proxy(
     waitUntil: (p) => ctx.waitUntil(p),
     call: objectCaller(env, cfg, () => x.view?.faults ?? []),
     binding: await clientFingerprint(request, cfg),
+    longLived: longLivedRequest(request.method, request.headers),
     trace,
   };
 

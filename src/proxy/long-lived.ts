@@ -5,14 +5,13 @@
  * for a drain reconnects onto a non-draining origin with its session intact.
  */
 import type { LearnedRoute } from "../affinity/index.ts";
-import { longLivedRequest } from "../connections/index.ts";
 import type { LiveSession } from "../session/index.ts";
 import { type Placement, repin } from "./route.ts";
 import type { RequestScope } from "./steps.ts";
 
 /** A long-lived connection that stays on a draining origin (a strict learned id's, or no other origin can take it). */
 export function stuckOnDrain(x: RequestScope, learned: LearnedRoute, placement: Placement): boolean {
-  if (placement.fallback || !longLivedRequest(x.request.method, x.request.headers)) return false;
+  if (placement.fallback || !x.longLived) return false;
   return Boolean(x.view?.origins[placement.origin.id]?.drain) || (learned.kind === "bound" && learned.strict);
 }
 
@@ -22,7 +21,7 @@ export async function keepLongLivedOffDrains(
   session: LiveSession,
   placement: Placement,
 ): Promise<{ session: LiveSession; placement: Placement }> {
-  if (placement.fallback || !longLivedRequest(x.request.method, x.request.headers)) return { session, placement };
+  if (placement.fallback || !x.longLived) return { session, placement };
   // A strict learned id's state cannot move: it stays until the drain's deadline.
   if (learned.kind === "bound" && learned.strict) return { session, placement };
   if (!x.view?.origins[placement.origin.id]?.drain) return { session, placement };

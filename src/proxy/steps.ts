@@ -1,6 +1,7 @@
 import { type ReadCache, readCacheFor } from "../cache/index.ts";
 import type { EdgeConfig } from "../config/index.ts";
 import { LOCATION_HINTS } from "../config/index.ts";
+import type { LongLivedKind } from "../connections/index.ts";
 import { EdgeError, type ErrorCode, sessionUnavailable } from "../errors.ts";
 import { log } from "../log.ts";
 import { explainRestore, type Trace, timed } from "../observe/index.ts";
@@ -78,6 +79,8 @@ export interface RequestScope {
   call: ObjectCall;
   /** The client's binding digest when CLIENT_BINDING is on. */
   binding: string | undefined;
+  /** A WebSocket upgrade or an event-stream GET: a connection that stays open. */
+  longLived: LongLivedKind | undefined;
   /** What this request did, for Server-Timing and X-Edge-Session-Status. */
   trace: Trace;
   /** Set when a strict learned id pins the request to its origin: the answer when that origin fails (no other origin is tried). */
@@ -466,8 +469,8 @@ async function commitDurably(x: RequestScope, session: LiveSession, change: Sess
  * can pretend to be elsewhere under `wrangler dev`.
  */
 export function clientRegion(request: Request, cfg: EdgeConfig): string {
-  const override = request.headers.get("x-edge-dev-region");
-  if (cfg.isDevelopment && override && (LOCATION_HINTS as readonly string[]).includes(override)) return override;
+  const override = cfg.isDevelopment ? request.headers.get("x-edge-dev-region") : null;
+  if (override && (LOCATION_HINTS as readonly string[]).includes(override)) return override;
   return locationHintFor(request.cf as ClientLocation | undefined, cfg.defaultRegion);
 }
 

@@ -119,6 +119,7 @@ describe("re-pin of a session whose object cannot be reached", () => {
       waitUntil: () => {},
       call,
       binding: undefined,
+      longLived: undefined,
       trace: new Trace(),
     };
     const moved = await repin(x, session, to, "drained");
