@@ -11,8 +11,8 @@ import { loadavg } from "node:os";
 import { dirname, resolve } from "node:path";
 import { buildAll } from "./build.ts";
 import { stopAll } from "./cleanup.ts";
-import { cpuNanoseconds, processServing } from "./cpu.ts";
 import { startEdge } from "./edge.ts";
+import { cpuMs, workerdServing } from "./figures/cpu.ts";
 import { type FiguresReport, runFigures } from "./figures/index.ts";
 import { measureFootprint } from "./footprint.ts";
 import { haproxyVersion, type RunningHaproxy, startHaproxy } from "./haproxy.ts";
@@ -102,14 +102,11 @@ async function measure(
       await new Promise((r) => setTimeout(r, 1000));
       await targets.origin.reset();
       const logsBefore = workers.map((w) => new Map(w.logs));
-      const pid = processServing(spec.url);
-      const cpuBefore = cpuNanoseconds(pid);
+      const pid = workerdServing(spec.url);
+      const cpuBefore = cpuMs(pid);
       const load = await runLoad({ ...spec, duration: o.duration });
-      const cpuAfter = cpuNanoseconds(pid);
-      const result =
-        cpuBefore !== undefined && cpuAfter !== undefined && load.requests > 0
-          ? { ...load, cpuUs: (cpuAfter - cpuBefore) / 1000 / load.requests }
-          : load;
+      const cpuUs = ((cpuMs(pid) - cpuBefore) * 1000) / load.requests;
+      const result = Number.isFinite(cpuUs) ? { ...load, cpuUs } : load;
       const problems = prepared.check(await targets.origin.stats(), result.requests);
       f.rounds.push(result);
       f.problems.push(...problems.map((p) => (o.rounds > 1 ? `round ${round}: ${p}` : p)));

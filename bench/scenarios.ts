@@ -145,7 +145,7 @@ function readScenario(id: string, label: string, shape: ReadShape): Scenario {
     what: `${shape.sessions.toLocaleString("en-US")} sessions of ${shape.bytes.toLocaleString("en-US")} B, taken in turn; verify token + ${
       strict
         ? "one Durable Object read (strict: READ_CACHE_SECONDS=0)"
-        : "the session from the isolate's memory (READ_CACHE_SECONDS=5; a background read per session every 2.5 s)"
+        : "the session from the isolate's memory (READ_CACHE_SECONDS=5; a background read per session every 4 s)"
     } + forwarded header + proxy`,
     async prepare(t) {
       const edge = strict ? t.edgeStrict : t.edge;

@@ -1,11 +1,13 @@
 /**
- * CPU time of a workerd process, from /proc (Linux): user + system, in ms.
- * The bench starts one workerd per Worker through Miniflare; the one a call
- * started is found as the new workerd child of this process.
+ * CPU time of a workerd process, from /proc (Linux). The bench starts one
+ * workerd per Worker through Miniflare; the one a call started is found as the
+ * new workerd child of this process, or as the workerd listening on a URL's
+ * port. Per request, this is a figure that, unlike req/s, does not move when the
+ * load generator and the origin compete with workerd for the machine's cores.
+ * A Worker's Durable Objects run in its process, so their work is included.
  */
+import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
-
-const TICKS_PER_SECOND = 100; // USER_HZ on Linux
 
 function stat(pid: number): string[] | undefined {
   try {
@@ -41,10 +43,35 @@ export async function withNewWorkerd<T>(start: () => Promise<T>): Promise<{ valu
   return { value, pid };
 }
 
-/** User + system CPU time of a process so far, in ms (10 ms resolution); NaN when unknown. */
+const listening = new Map<string, number | undefined>();
+
+/** The workerd process listening on a URL's port (ss -ltnp); undefined for any other server, or where that cannot be read. */
+export function workerdServing(url: string): number | undefined {
+  const port = new URL(url).port;
+  if (listening.has(port)) return listening.get(port);
+  let pid: number | undefined;
+  try {
+    const found = /pid=(\d+)/.exec(execFileSync("ss", ["-ltnpH", `sport = :${port}`], { encoding: "utf8" }))?.[1];
+    pid = found && readFileSync(`/proc/${found}/comm`, "utf8").trim() === "workerd" ? Number(found) : undefined;
+  } catch {
+    pid = undefined;
+  }
+  listening.set(port, pid);
+  return pid;
+}
+
+/**
+ * Time a process has spent on a CPU so far, in ms, summed over its threads from
+ * the scheduler's per-thread statistics (nanosecond resolution); NaN when unknown.
+ */
 export function cpuMs(pid: number | undefined): number {
-  const fields = pid === undefined ? undefined : stat(pid);
-  if (!fields) return Number.NaN;
-  // utime and stime are fields 14 and 15 of /proc/<pid>/stat (indexes 11 and 12 here).
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / TICKS_PER_SECOND;
+  if (pid === undefined) return Number.NaN;
+  try {
+    let ns = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`))
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "utf8").split(" ")[0]);
+    return ns / 1e6;
+  } catch {
+    return Number.NaN;
+  }
 }

@@ -192,7 +192,7 @@ function logUnavailable(e: ObjectUnavailable): void {
 
 /**
  * Off the critical path (waitUntil): asks the object for the session a cached
- * copy answered, at most once per session per half cache period. This is the
+ * copy answered, at most once per session per 80 % of the cache period. This is the
  * object's touch, too: its idle timer and its automatic-migration counter see
  * the client's reads. Whatever it learns replaces the copy (or evicts it).
  * A failure leaves the copy to expire; the next request then asks the object

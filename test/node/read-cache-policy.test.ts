@@ -53,12 +53,12 @@ describe("readDecision", () => {
     });
   });
 
-  it("past half the period, one request starts a background confirmation; the next ones within half a period do not", () => {
+  it("past 80 % of the period, one request starts a background confirmation; the next ones do not", () => {
     const e = entry(at(1, 1), 10_000);
-    expect(readDecision(e, at(1, 1), 12_499, PERIOD, false)).toEqual({ serve: true, confirm: false });
-    expect(readDecision(e, at(1, 1), 12_500, PERIOD, false)).toEqual({ serve: true, confirm: true });
-    const started = entry(at(1, 1), 10_000, 12_500);
-    expect(readDecision(started, at(1, 1), 14_000, PERIOD, false)).toEqual({ serve: true, confirm: false });
+    expect(readDecision(e, at(1, 1), 13_999, PERIOD, false)).toEqual({ serve: true, confirm: false });
+    expect(readDecision(e, at(1, 1), 14_000, PERIOD, false)).toEqual({ serve: true, confirm: true });
+    const started = entry(at(1, 1), 10_000, 14_000);
+    expect(readDecision(started, at(1, 1), 14_900, PERIOD, false)).toEqual({ serve: true, confirm: false });
   });
 });
 

@@ -155,7 +155,7 @@ describe("the read path", () => {
     // As if the client had last been seen two minutes ago (more than the touch interval, less than idle).
     await editObject(sid, (r) => ({ ...r, lastSeen: r.lastSeen - 120_000 }));
     const before = (await storedAt(sid, 1)) as SessionRecord;
-    await sleep(600); // past half the period: the next read is answered from memory and confirmed behind it
+    await sleep(850); // past 80 % of the period: the next read is answered from memory and confirmed behind it
     expect((await send(a, token)).s.ver).toBe(1);
     const after = (await storedAt(sid, 1)) as SessionRecord;
     expect(after.lastSeen).toBeGreaterThan(before.lastSeen);
@@ -171,7 +171,7 @@ describe("the read path", () => {
       MIGRATE_AFTER_SECONDS: "0",
     });
     const { token, sid } = await storedSession(a);
-    await sleep(600);
+    await sleep(850);
     // Served from memory; the background touch tells the object where the client is now.
     await callWorker(
       new Request(`${BASE}/echo`, { headers: { "x-edge-session-token": token, "x-edge-dev-region": "apac" } }),
