@@ -68,6 +68,16 @@ describe("every operator-API error is JSON with a documented code", () => {
     expect(await errorOf(res)).toMatchObject({ status: 404, code: "ERR_UNKNOWN_ORIGIN" });
   });
 
+  it("the layer's own prefixes, in any encoding, are answered here and never forwarded to an origin", async () => {
+    const at = (path: string) => callWorker(new Request(`${BASE}${path}`, { headers: auth }));
+    for (const path of ["/%5F%5Fedge/nope", "/__edge/nope", "/.well-known/edge-session", "/.well-known/edge-session/x"])
+      expect(await errorOf(await at(path)), path).toMatchObject({ status: 404, code: "ERR_NOT_FOUND" });
+    // An encoded spelling of /__edge/status is the operator API's own route, not an origin's page.
+    const status = await at("/__ed%67e/status");
+    expect(status.status).toBe(200);
+    expect(status.headers.get("content-type")).toMatch(/^application\/json/);
+  });
+
   it("the OpenAPI document names /__edge as its server, so generated clients call /__edge/status", async () => {
     const doc = (await (await call("/openapi.json")).json()) as {
       servers?: { url: string }[];

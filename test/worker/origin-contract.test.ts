@@ -78,6 +78,18 @@ describe("the forwarded header is bounded as a whole (FORWARDED_MAX_BYTES)", () 
     expect(forwardedOf(echo).data_omitted).toBe(true);
   });
 
+  it("a session's signed header is reused for its state, with thousands of other sessions in between", async () => {
+    const keys = await buildKeyRing(JSON.parse(inject("keys").mixed).keys);
+    const signer = new ForwardedSigner(keys, "edge-session", "edge-session:origin", 6144);
+    const claims = (sid: string) => ({ sid, ver: 1, oid: "origin-1", reg: "enam", ep: 1, data: {} });
+    const t0 = Date.now();
+    const first = await signer.sign(claims("kept"), t0);
+    // As many sessions as a busy isolate serves between two requests of one client.
+    for (let i = 0; i < 3000; i++) await signer.sign(claims(`other-${i}`), t0);
+    // A second later the same state is answered with the same header: no new signature.
+    expect(await signer.sign(claims("kept"), t0 + 1000)).toBe(first);
+  });
+
   it("fits the smallest allowed bound (3072) even with every fixed claim at its longest", async () => {
     const keys = await buildKeyRing(JSON.parse(inject("keys").mixed).keys);
     const longest = "x".repeat(256);
