@@ -399,6 +399,14 @@ ${groupsMarkdown(r) ? `${groupsMarkdown(r)}\n\n` : ""}## How it is measured
   each against its own workerd configured as its section says (the cost figures
   against the same Worker behind a counting shim, \`bench/workers/counting/\`),
   with browser-like sessions sent by Node's \`fetch\` one request at a time.
+- "workerd µs CPU/req" is the CPU time of the workerd process serving the row's
+  Worker (every thread, Durable Objects included: Linux's per-thread scheduler
+  statistics, \`bench/figures/cpu.ts\`) during the measured seconds, divided by
+  the requests answered. workerd runs a Worker's requests on one thread, so
+  req/s is about one second over this figure once that thread is busy, and the
+  figure moves far less than req/s when the load generator and the origin
+  compete for the cores. Rows served by something else (HAProxy, the origin)
+  have none.
 - Everything the bench starts is stopped when it ends, on error too.
 ${r.notes.length ? `\nNotes from this run:\n\n${r.notes.map((n) => `- ${n}`).join("\n")}\n` : ""}
 Run it yourself: \`npm run bench\` (this run took ${fmt(r.elapsedSeconds / 60, 1)} minutes), or
@@ -406,6 +414,7 @@ Run it yourself: \`npm run bench\` (this run took ${fmt(r.elapsedSeconds / 60, 1
 lists the options (duration, warm-up, connections, rounds, signing algorithm,
 a subset of scenarios, a subset of the figure groups with \`--figures\`). \`npm run bench -- --profile session-read\` (or any
 edge-session scenario) samples the Worker's CPU through workerd's inspector
-while that scenario runs, and prints self time by source module and function.
+while that scenario runs, and prints self time by source module and function, and total
+time (itself and what it calls) by function.
 `;
 }
