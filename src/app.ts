@@ -169,10 +169,11 @@ function layerApp(): Hono<AppEnv> {
 }
 
 const LAYER_PREFIXES = [ADMIN_BASE, "/.well-known/edge-session"];
+const LAYER_FOLDERS = LAYER_PREFIXES.map((p) => `${p}/`);
 
 /** Whether a path (as Hono reads it: percent-decoded) is the layer's own rather than an origin's. */
-export function isLayerPath(path: string): boolean {
-  return LAYER_PREFIXES.some((p) => path === p || path.startsWith(`${p}/`));
+function isLayerPath(path: string): boolean {
+  return LAYER_PREFIXES.includes(path) || LAYER_FOLDERS.some((p) => path.startsWith(p));
 }
 
 /**

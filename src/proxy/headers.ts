@@ -1,3 +1,4 @@
+import { LRUCache } from "lru-cache";
 import { ADMIN_COOKIE } from "../admin/auth.ts";
 import { successorCookie } from "./transport.ts";
 
@@ -85,13 +86,8 @@ function connectionTokens(value: string | null): Set<string> | undefined {
   return tokens;
 }
 
-/** Removes one cookie (every occurrence) from a Cookie header value; undefined if nothing is left. */
-export function withoutCookie(cookieHeader: string, name: string): string | undefined {
-  return withoutCookies(cookieHeader, new Set([name]));
-}
-
 /** Removes the named cookies (every occurrence) from a Cookie header value, in one pass; undefined if nothing is left. */
-function withoutCookies(cookieHeader: string, names: ReadonlySet<string>): string | undefined {
+export function withoutCookies(cookieHeader: string, names: ReadonlySet<string>): string | undefined {
   let kept = "";
   for (const part of cookieHeader.split(";")) {
     const p = part.trim();
@@ -144,8 +140,8 @@ type NameRule = (typeof NameRule)[keyof typeof NameRule];
  * Header names repeat from request to request: their rule is worked out once
  * per isolate. Bounded, so a client sending random names cannot grow it.
  */
-const requestRules = new Map<string, NameRule>();
 const RULES_MAX = 1024;
+const requestRules = new LRUCache<string, NameRule>({ max: RULES_MAX });
 
 function requestRule(name: string): NameRule {
   let rule = requestRules.get(name);
@@ -155,7 +151,6 @@ function requestRule(name: string): NameRule {
   // `Content_Length` and the like: a CGI-style origin would read it as the framing header.
   else if (canonical !== name) rule = FRAMING.has(canonical) ? NameRule.Drop : NameRule.Twin;
   else rule = name === "cookie" ? NameRule.Cookie : NameRule.Keep;
-  if (requestRules.size >= RULES_MAX) requestRules.clear();
   requestRules.set(name, rule);
   return rule;
 }
@@ -196,14 +191,13 @@ export function upstreamRequestHeaders(
 }
 
 /** Response header names the client never sees: hop-by-hop, and the origin's directives to the layer in any spelling. */
-const responseDrops = new Map<string, boolean>();
+const responseDrops = new LRUCache<string, boolean>({ max: RULES_MAX });
 
 function droppedFromResponse(name: string): boolean {
   let drop = responseDrops.get(name);
   if (drop !== undefined) return drop;
   // Directives are for the layer, in any spelling an origin may have given them (X_Edge_Session_Set).
   drop = HOP_BY_HOP.has(name) || canonicalHeaderName(name).startsWith("x-edge-session");
-  if (responseDrops.size >= RULES_MAX) responseDrops.clear();
   responseDrops.set(name, drop);
   return drop;
 }

@@ -1,3 +1,4 @@
+import { LRUCache } from "lru-cache";
 import type { EdgeConfig } from "../config/index.ts";
 import { LOCATION_HINTS, type LocationHint } from "../config/index.ts";
 import { type ErrorCode, sessionUnavailable } from "../errors.ts";
@@ -111,21 +112,19 @@ export function sessionStub(env: Env, sid: string, ep: number, reg: string, jur?
  * so it may outlive the request that made it. Only the default namespace is
  * kept: a jurisdiction's namespace handle is a new object each time.
  */
-const ids = new WeakMap<Env["SESSIONS"], Map<string, DurableObjectId>>();
+const ids = new WeakMap<Env["SESSIONS"], LRUCache<string, DurableObjectId>>();
 const IDS_MAX = 10_000;
 
 function idFor(ns: Env["SESSIONS"], name: string, keep: boolean): DurableObjectId {
   if (!keep) return ns.idFromName(name);
   let byName = ids.get(ns);
   if (!byName) {
-    byName = new Map();
+    byName = new LRUCache({ max: IDS_MAX });
     ids.set(ns, byName);
   }
   let id = byName.get(name);
   if (!id) {
     id = ns.idFromName(name);
-    // Bounded: when full, the oldest name goes (insertion order).
-    if (byName.size >= IDS_MAX) byName.delete(byName.keys().next().value as string);
     byName.set(name, id);
   }
   return id;

@@ -1,4 +1,5 @@
 import { errors, type JWTHeaderParameters, jwtVerify, SignJWT } from "jose";
+import { LRUCache } from "lru-cache";
 import { z } from "zod";
 import type { KeyRing, SigningKey } from "./keys.ts";
 
@@ -147,7 +148,7 @@ interface Verified {
   issuer: string;
   audience: string;
 }
-const verified = new WeakMap<KeyRing, Map<string, Verified>>();
+const verified = new WeakMap<KeyRing, LRUCache<string, Verified>>();
 const VERIFIED_MAX = 10_000;
 
 function cachedClaims(ctx: TokenContext, token: string, now: number): AffinityClaims | undefined {
@@ -162,11 +163,9 @@ function cachedClaims(ctx: TokenContext, token: string, now: number): AffinityCl
 function remember(ctx: TokenContext, token: string, claims: AffinityClaims & { nbf?: number }): void {
   let map = verified.get(ctx.keys);
   if (!map) {
-    map = new Map();
+    map = new LRUCache({ max: VERIFIED_MAX });
     verified.set(ctx.keys, map);
   }
-  // Bounded: when full, drop the oldest entry (insertion order).
-  if (map.size >= VERIFIED_MAX) map.delete(map.keys().next().value as string);
   map.set(token, { claims, issuer: ctx.issuer, audience: ctx.audience });
 }
 

@@ -50,34 +50,32 @@ function twoTruths(ledger: Ledger, c: ChaosClient, sid: string, detail: string):
 async function finalRead(ledger: Ledger, c: ChaosClient, lineage: Lineage): Promise<Final | undefined> {
   const acked = [...lineage.acked.values()];
   const describe = () => `history: ${lineage.history.join(" → ")}`;
-  const ex = lineage.token ? await settledRead(c, lineage.token, "/chaos/final-read") : undefined;
-  const seen = ex?.ok ? ex.seen : undefined;
-  if (!seen) {
-    ledger.count(c.scenario, "lost", acked.length);
-    for (const a of acked)
+  /** Acknowledged writes missing at the end, each a problem of its own; `end`: what the end showed. */
+  const lose = (lost: typeof acked, end: string) => {
+    ledger.count(c.scenario, "lost", lost.length);
+    for (const a of lost)
       ledger.problem({
         kind: "lost",
         scenario: c.scenario,
         client: c.id,
         sid: a.sid,
         at: a.at,
-        detail: `${a.key} acked ${at(a.at)} (origin saw ${a.sid.slice(0, 8)} ep${a.ep}@${a.reg}); the session cannot be read at the end (${ex ? `${ex.status} ${ex.error?.code ?? ""}` : "no token left"}); ${describe()}`,
+        detail: `${a.key} acked ${at(a.at)} (origin saw ${a.sid.slice(0, 8)} ep${a.ep}@${a.reg}); ${end}; ${describe()}`,
       });
+  };
+  const ex = lineage.token ? await settledRead(c, lineage.token, "/chaos/final-read") : undefined;
+  const seen = ex?.ok ? ex.seen : undefined;
+  if (!seen) {
+    lose(
+      acked,
+      `the session cannot be read at the end (${ex ? `${ex.status} ${ex.error?.code ?? ""}` : "no token left"})`,
+    );
     return undefined;
   }
   c.checkVersion(seen.sid, seen.ver, seen.data, seen.dataOmitted, ex?.at ?? ledger.now(), "final read");
   const lost = seen.dataOmitted ? [] : acked.filter((a) => !(a.key in seen.data));
   ledger.count(c.scenario, "presentAtEnd", acked.length - lost.length);
-  ledger.count(c.scenario, "lost", lost.length);
-  for (const a of lost)
-    ledger.problem({
-      kind: "lost",
-      scenario: c.scenario,
-      client: c.id,
-      sid: a.sid,
-      at: a.at,
-      detail: `${a.key} acked ${at(a.at)} (origin saw ${a.sid.slice(0, 8)} ep${a.ep}@${a.reg}); at the end ${where(seen)} without it; ${describe()}`,
-    });
+  lose(lost, `at the end ${where(seen)} without it`);
   if (lineage.sub !== undefined && seen.sub !== lineage.sub && !lineage.loginLost) {
     lineage.loginLost = true;
     ledger.count(c.scenario, "loginsLost");

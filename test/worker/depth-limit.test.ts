@@ -4,29 +4,14 @@ import { describe, expect, it, vi } from "vitest";
 import { parseDirectives } from "../../src/proxy/directives.ts";
 import { type Json, jsonDepth } from "../../src/session/merge-patch.ts";
 import { applyChange, newRecord } from "../../src/session/record.ts";
-import { BrowserClient } from "./harness.ts";
-import { admin, poolEnv, spawnOrigins } from "./pool-harness.ts";
-import { loginWith, migrate, sessionOf, snapshotAtLeast } from "./session-admin.ts";
+import { admin } from "./pool-harness.ts";
+import { migrate, sessionOf, snapshotAtLeast, strictLoggedInSession } from "./session-admin.ts";
 
 /** A document `{"d": [[…]]}` that nests exactly `depth` levels (the outer object is the first). */
 const documentOfDepth = (depth: number) => `{"d":${"[".repeat(depth - 1)}${"]".repeat(depth - 1)}}`;
 const set = (raw: string) => ({ respond: { headers: { "x-edge-session-set": raw } } });
 
-async function setup(overrides: Record<string, string> = {}) {
-  const origins = await spawnOrigins(1);
-  // Strict reads: what is asserted is what the session objects and snapshots hold.
-  const e = poolEnv(origins, {
-    ENVIRONMENT: "staging",
-    FAULT_INJECTION: "true",
-    AUTO_MIGRATE: "false",
-    READ_CACHE_SECONDS: "0",
-    ...overrides,
-  });
-  const client = new BrowserClient(e);
-  await client.send("/", loginWith({ cart: ["tea"] }));
-  const s = await sessionOf(client);
-  return { e, client, sid: String(s.sid) };
-}
+const setup = (overrides: Record<string, string> = {}) => strictLoggedInSession(1, overrides);
 
 describe("nesting depth (MAX_SESSION_DEPTH)", () => {
   it("refuses a 3.9 KB document of 1,950 nested arrays; the session keeps its data and can still move", async () => {

@@ -3,8 +3,8 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import type { SessionObject } from "../../src/session/index.ts";
 import type { StoredSession } from "../../src/session/record.ts";
-import type { BrowserClient } from "./harness.ts";
-import { admin } from "./pool-harness.ts";
+import { BrowserClient } from "./harness.ts";
+import { admin, poolEnv, spawnOrigins } from "./pool-harness.ts";
 import { forwardedOf } from "./tokens.ts";
 
 export function objectAt(sid: string, ep: number, jur?: string): DurableObjectStub<SessionObject> {
@@ -54,3 +54,23 @@ export async function snapshotAtLeast(
 export const loginWith = (data: unknown) => ({
   respond: { headers: { "x-edge-session-login": '{"sub":"ada"}', "x-edge-session-set": JSON.stringify(data) } },
 });
+
+/**
+ * `originCount` origins, fault injection on, no automatic migration, strict reads (what these
+ * tests assert is what the session objects and snapshots hold, and what the very next request
+ * finds), and a logged-in client whose session holds `{ cart: ["tea"] }`.
+ */
+export async function strictLoggedInSession(originCount: number, overrides: Record<string, string> = {}) {
+  const origins = await spawnOrigins(originCount);
+  const e = poolEnv(origins, {
+    ENVIRONMENT: "staging",
+    FAULT_INJECTION: "true",
+    AUTO_MIGRATE: "false",
+    READ_CACHE_SECONDS: "0",
+    ...overrides,
+  });
+  const client = new BrowserClient(e);
+  await client.send("/", loginWith({ cart: ["tea"] }));
+  const s = await sessionOf(client);
+  return { e, client, sid: String(s.sid), origins };
+}

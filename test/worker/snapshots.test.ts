@@ -5,28 +5,14 @@ import { decodeSnapshot, importSnapshotKey } from "../../src/replication/codec.t
 import type { SessionObject } from "../../src/session/index.ts";
 import { BrowserClient } from "./harness.ts";
 import { admin, poolEnv, spawnOrigins } from "./pool-harness.ts";
-import { bookAt, loginWith, objectAt, sessionOf, snapshotAtLeast, storedAt } from "./session-admin.ts";
+import { bookAt, objectAt, sessionOf, snapshotAtLeast, storedAt, strictLoggedInSession } from "./session-admin.ts";
 
 afterEach(() => vi.restoreAllMocks());
 
 const snapshotKey = () => importSnapshotKey((env as unknown as { SNAPSHOT_KEY: string }).SNAPSHOT_KEY);
 
-async function setup(overrides: Record<string, string> = {}) {
-  const origins = await spawnOrigins(2);
-  // Strict reads: these tests take an object down and expect the very next request to find out (with
-  // the read cache on, reads it can answer keep being served meanwhile; see read-cache.test.ts).
-  const e = poolEnv(origins, {
-    ENVIRONMENT: "staging",
-    FAULT_INJECTION: "true",
-    AUTO_MIGRATE: "false",
-    READ_CACHE_SECONDS: "0",
-    ...overrides,
-  });
-  const client = new BrowserClient(e);
-  await client.send("/", loginWith({ cart: ["tea"] }));
-  const s = await sessionOf(client);
-  return { e, client, sid: String(s.sid) };
-}
+// With the read cache on, reads it can answer keep being served while an object is down (see read-cache.test.ts).
+const setup = (overrides: Record<string, string> = {}) => strictLoggedInSession(2, overrides);
 
 const set = (patch: unknown) => ({ respond: { headers: { "x-edge-session-set": JSON.stringify(patch) } } });
 

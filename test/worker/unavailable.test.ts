@@ -8,23 +8,10 @@ import { type RequestScope, runtimeFor } from "../../src/proxy/steps.ts";
 import { objectCaller } from "../../src/replication/failover.ts";
 import type { LiveSession } from "../../src/session/index.ts";
 import { BrowserClient } from "./harness.ts";
-import { admin, poolEnv, spawnOrigins } from "./pool-harness.ts";
-import { loginWith, migrate, sessionOf, snapshotAtLeast, storedAt } from "./session-admin.ts";
+import { admin } from "./pool-harness.ts";
+import { migrate, sessionOf, snapshotAtLeast, storedAt, strictLoggedInSession } from "./session-admin.ts";
 
-async function setup() {
-  const origins = await spawnOrigins(2);
-  // Strict reads: what is asserted is what happens when a request reaches an unreachable object.
-  const e = poolEnv(origins, {
-    ENVIRONMENT: "staging",
-    FAULT_INJECTION: "true",
-    AUTO_MIGRATE: "false",
-    READ_CACHE_SECONDS: "0",
-  });
-  const client = new BrowserClient(e);
-  await client.send("/", loginWith({ cart: ["tea"] }));
-  const s = await sessionOf(client);
-  return { e, client, sid: String(s.sid), origins };
-}
+const setup = () => strictLoggedInSession(2);
 
 async function snapshotOfEpoch(sid: string, ep: number): Promise<void> {
   const until = Date.now() + 5000;
